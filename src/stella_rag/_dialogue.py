@@ -1,0 +1,265 @@
+"""DialogueEncoder: a whole chat in, one query vector for its last turn out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._encoder import SentenceEncoder, resolve_encoder
+from ._errors import EmptyDialogueError, EncoderMismatchError
+from ._models import MODEL_ALIASES, resolve_model
+from ._strategies import DialogueView, QueryStrategy, get_strategy
+from ._turns import Turn, TurnLike, normalize_turns
+
+__all__ = ["DEFAULT_ROLES", "SEP", "DialogueEncoder", "DialogueWindow"]
+
+SEP = "[SEP]"
+"""The separator the Stella dialogue model was trained with."""
+
+DEFAULT_ROLES: Mapping[str, str] = {"user": "A", "assistant": "B"}
+"""Role labels written into the text. ``A``/``B`` is how the Stella dialogue model's training
+data names the two speakers (``"A: 最近去打篮球了吗"``, ``"B: 没有"``), so this keeps the input in
+the form the model learned; ``user``/``assistant`` words would add tokens it never saw there."""
+
+_SKIPPED_ROLES = frozenset({"system", "tool"})
+
+# The general encoder each dedicated dialogue model was trained to match (Stella card, 4.3).
+_PAIRED_GENERAL = {
+    MODEL_ALIASES["stella-dialogue-zh"]: "stella-large-zh",
+}
+
+
+@dataclass(frozen=True)
+class DialogueWindow:
+    """The dialogue text that is encoded, and what was left out to make it fit.
+
+    Attributes:
+        text: the turns as ``"{ROLE}: {TEXT}"`` joined with ``"[SEP]"``.
+        turns: the turns that made it into ``text``, oldest first.
+        dropped: how many of the earliest turns were dropped to fit ``max_tokens``.
+        truncated_last: whether the last turn alone was too long and only its end was kept.
+        tokens: the token count of ``text`` (special tokens included).
+    """
+
+    text: str
+    turns: tuple[Turn, ...]
+    dropped: int
+    truncated_last: bool
+    tokens: int
+
+
+class DialogueEncoder:
+    """Encodes a chat so that its vector stands for a rewrite of the last turn.
+
+    Args:
+        model: a dedicated dialogue model (``"stella-dialogue-zh"`` or any hub id / folder /
+            :class:`SentenceEncoder`). ``None`` means there is no dedicated model: the general
+            encoder embeds the dialogue, through ``strategy``. That is not the Stella dialogue
+            model; the strategies exist to make up for it.
+        general: the encoder the documents were embedded with (name or :class:`SentenceEncoder`).
+            Default: the general model the dialogue model was trained against, else
+            ``"stella-large-zh"``.
+        max_tokens: the token budget of the formatted dialogue, special tokens included (default:
+            the dialogue-side model's max sequence length, 512 for Stella).
+        roles: the label written for each role, default :data:`DEFAULT_ROLES`. System and tool
+            turns are left out; any other role must be in this mapping.
+        strategy: how the dialogue becomes one vector (see :mod:`stella_rag.strategies`). Default:
+            ``"dialogue"`` (the card's way) with a dedicated model, else the best general-encoder
+            strategy.
+        **encoder_kwargs: passed to :class:`SentenceEncoder` for models given by name.
+
+    Raises:
+        EncoderMismatchError: the dialogue model's and the general model's dimensions differ.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | SentenceEncoder | None = None,
+        *,
+        general: str | os.PathLike[str] | SentenceEncoder | None = None,
+        max_tokens: int | None = None,
+        roles: Mapping[str, str] | None = None,
+        strategy: str | QueryStrategy | None = None,
+        **encoder_kwargs: Any,
+    ) -> None:
+        if max_tokens is not None and (
+            not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 8
+        ):
+            raise ValueError(f"max_tokens must be an integer of at least 8, got {max_tokens!r}")
+        self._roles = dict(DEFAULT_ROLES if roles is None else roles)
+        for role, label in self._roles.items():
+            if not isinstance(label, str) or not label.strip():
+                raise ValueError(f"roles[{role!r}] must be a non-empty string, got {label!r}")
+        if general is None and model is not None and not isinstance(model, SentenceEncoder):
+            general = _PAIRED_GENERAL.get(resolve_model(model).model_id)
+        self.general: Any = resolve_encoder(general, **encoder_kwargs)
+        self.dialogue_model: Any = (
+            None if model is None else resolve_encoder(model, **encoder_kwargs)
+        )
+        if self.dialogue_model is not None and self.dialogue_model.dim != self.general.dim:
+            raise EncoderMismatchError(
+                f"the dialogue model {self.dialogue_model.model_id!r} makes "
+                f"{self.dialogue_model.dim}-d vectors but the general model "
+                f"{self.general.model_id!r} makes {self.general.dim}-d vectors; documents and "
+                "dialogues must be embedded in the same space"
+            )
+        self.strategy = get_strategy(
+            "dialogue" if strategy is None and self.dialogue_model is not None else strategy
+        )
+        self._max_tokens = max_tokens
+
+    # --------------------------------------------------------------- properties
+    @property
+    def encoder(self) -> Any:
+        """The encoder that embeds the dialogue side."""
+        return self.dialogue_model if self.dialogue_model is not None else self.general
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.dim)
+
+    @property
+    def model_id(self) -> str:
+        return str(self.encoder.model_id)
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens or int(self.encoder.max_seq_length)
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return dict(self._roles)
+
+    def __repr__(self) -> str:
+        model = None if self.dialogue_model is None else self.dialogue_model.model_id
+        return (
+            f"DialogueEncoder(model={model!r}, general={self.general.model_id!r}, "
+            f"strategy={self.strategy.name!r})"
+        )
+
+    # --------------------------------------------------------------- formatting
+    def turns(self, dialogue: str | Iterable[TurnLike]) -> list[Turn]:
+        """The conversational turns of a dialogue, checked (system and tool turns removed)."""
+        raw = normalize_turns(dialogue)
+        if not raw:
+            raise EmptyDialogueError("the dialogue has no turns")
+        kept: list[Turn] = []
+        for i, turn in enumerate(raw):
+            if turn.role in _SKIPPED_ROLES:
+                continue
+            if turn.role not in self._roles:
+                raise ValueError(
+                    f"turn {i}: unknown role {turn.role!r}; known roles are "
+                    f"{sorted(self._roles)} (pass roles={{...}} to label others)"
+                )
+            if not turn.text.strip():
+                if i == len(raw) - 1:
+                    raise EmptyDialogueError(f"turn {i}, the last turn, is empty")
+                continue
+            kept.append(Turn(turn.role, turn.text.strip()))
+        if not kept:
+            raise EmptyDialogueError(
+                f"the dialogue's {len(raw)} turn(s) are all system or tool messages or empty"
+            )
+        return kept
+
+    def label(self, turn: Turn) -> str:
+        """One turn as ``"{ROLE}: {TEXT}"``."""
+        return f"{self._roles[turn.role]}: {turn.text}"
+
+    def window(self, dialogue: str | Iterable[TurnLike]) -> DialogueWindow:
+        """Format the dialogue, dropping whole turns from the start until it fits."""
+        return self._window(self.turns(dialogue))
+
+    def format(self, dialogue: str | Iterable[TurnLike]) -> str:
+        """The text that is encoded: ``"{ROLE}: {TEXT}"`` per turn, joined with ``"[SEP]"``."""
+        return self.window(dialogue).text
+
+    def _window(self, turns: Sequence[Turn]) -> DialogueWindow:
+        encoder = self.encoder
+        budget = self.max_tokens
+        labels = [self.label(t) for t in turns]
+        overhead = encoder.count_tokens([""])[0]  # [CLS] [SEP] or the model's equivalent
+        sep_cost = encoder.count_tokens([SEP], special_tokens=False)[0]
+        # Walk back from the last turn, counting each turn once; stop when the budget is spent.
+        total = overhead
+        start = len(turns)
+        chunk = 16
+        while start > 0:
+            lo = max(0, start - chunk)
+            counts = encoder.count_tokens(labels[lo:start], special_tokens=False)
+            for offset in range(len(counts) - 1, -1, -1):
+                cost = counts[offset] + (sep_cost if start < len(turns) else 0)
+                if total + cost > budget:
+                    break
+                total += cost
+                start -= 1
+            else:
+                chunk *= 2
+                continue
+            break
+        truncated = False
+        if start == len(turns):  # the last turn alone does not fit: keep its end
+            start = len(turns) - 1
+            prefix = f"{self._roles[turns[-1].role]}: "
+            room = budget - overhead - encoder.count_tokens([prefix], special_tokens=False)[0]
+            tail = encoder.keep_last_tokens(turns[-1].text, max(room, 1))
+            labels[-1] = prefix + tail.lstrip()
+            truncated = True
+        # Token counts of joined pieces can differ from the sum at the seams; check the real text.
+        while True:
+            text = SEP.join(labels[start:])
+            tokens = encoder.count_tokens([text])[0]
+            if tokens <= budget or start == len(turns) - 1:
+                break
+            start += 1
+        kept = tuple(turns[start:])
+        if truncated:
+            kept = kept[:-1] + (Turn(turns[-1].role, labels[-1].split(": ", 1)[1]),)
+        return DialogueWindow(text, kept, start, truncated, tokens)
+
+    def view(self, dialogue: str | Iterable[TurnLike]) -> DialogueView:
+        """What a query strategy sees of the dialogue."""
+        turns = self.turns(dialogue)
+        return DialogueView(
+            turns=turns, format=lambda ts: self._window(list(ts)).text, label=self.label
+        )
+
+    # ----------------------------------------------------------------- encoding
+    def encode(self, dialogue: str | Iterable[TurnLike]) -> np.ndarray:
+        """One query vector, shape ``(dim,)``, for the dialogue's last turn in context."""
+        return self.encode_many([dialogue])[0]
+
+    def encode_many(self, dialogues: Iterable[str | Iterable[TurnLike]]) -> np.ndarray:
+        """Query vectors for many dialogues, shape ``(n, dim)``, in one batched pass."""
+        if isinstance(dialogues, (str, bytes)) or dialogues is None:
+            raise TypeError(
+                "encode_many expects a list of dialogues; for one dialogue use encode()"
+            )
+        views: list[DialogueView] = []
+        for i, dialogue in enumerate(dialogues):
+            try:
+                views.append(self.view(dialogue))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"dialogue {i}: {exc}") from exc
+        if not views:
+            return np.empty((0, self.dim if self.encoder.is_loaded else 0), dtype=np.float32)
+        plans = [self.strategy.plan(v) for v in views]
+        flat = [text for plan in plans for text in plan]
+        vectors = self.encoder.encode_queries(flat)
+        out = np.empty((len(views), vectors.shape[1]), dtype=np.float32)
+        start = 0
+        for i, (view, plan) in enumerate(zip(views, plans, strict=True)):
+            out[i] = self.strategy.combine(view, vectors[start : start + len(plan)])
+            start += len(plan)
+        return out
+
+    async def aencode(self, dialogue: str | Iterable[TurnLike]) -> np.ndarray:
+        """Like :meth:`encode`, without blocking the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.encode, dialogue)

@@ -1,0 +1,57 @@
+"""Shared fixtures: real tiny models built locally, the offline MiniLM, a real Chroma server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from stella_rag import SentenceEncoder  # noqa: E402
+from stella_rag.testing import ChromaServer, build_bert_model  # noqa: E402
+
+TINY_DIM = 48
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(models_dir: Path) -> str:
+    """A 2-layer BERT, mean pooling, Dense 32 -> 48, max 128 tokens."""
+    return build_bert_model(str(models_dir / "tiny-general"), out_dim=TINY_DIM, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_dialogue_model(models_dir: Path) -> str:
+    """Another 48-d tiny model, standing in for a dedicated dialogue model."""
+    return build_bert_model(str(models_dir / "tiny-dialogue"), out_dim=TINY_DIM, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_40d(models_dir: Path) -> str:
+    """A tiny model whose vectors have another dimension (40)."""
+    return build_bert_model(str(models_dir / "tiny-40d"), out_dim=40, seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model: str) -> SentenceEncoder:
+    return SentenceEncoder(tiny_model, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def minilm() -> SentenceEncoder:
+    return SentenceEncoder("minilm", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """A real `chroma run` on 127.0.0.1, stopped at the end of the session."""
+    with ChromaServer(str(tmp_path_factory.mktemp("chroma-server"))) as server:
+        yield server
