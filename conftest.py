@@ -11,8 +11,8 @@ import pytest
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from stella_rag import SentenceEncoder  # noqa: E402
-from stella_rag.testing import ChromaServer, build_bert_model  # noqa: E402
+from stella_rag import SentenceEncoder
+from stella_rag.testing import ChromaServer, build_bert_model
 
 TINY_DIM = 48
 

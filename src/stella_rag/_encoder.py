@@ -22,10 +22,8 @@ DEFAULT_MODEL = "stella-large-zh"
 
 
 def _full_dim(model: Any) -> int | None:
-    getter = getattr(model, "get_embedding_dimension", None) or getattr(
-        model, "get_sentence_embedding_dimension"
-    )
-    dim = getter()
+    getter = getattr(model, "get_embedding_dimension", None)
+    dim = getter() if getter is not None else model.get_sentence_embedding_dimension()
     return None if dim is None else int(dim)
 
 
@@ -77,7 +75,9 @@ class SentenceEncoder:
             ("max_seq_length", max_seq_length),
             ("truncate_dim", truncate_dim),
         ):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if precision is not None and precision not in ("float32", "float16", "bfloat16"):
             raise ValueError(

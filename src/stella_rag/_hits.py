@@ -38,7 +38,9 @@ class Hits(list[Hit]):
     def _repr_html_(self) -> str:
         rows = []
         for rank, hit in enumerate(self, start=1):
-            text = hit.text if len(hit.text) <= _HTML_TEXT_CHARS else hit.text[:_HTML_TEXT_CHARS] + "…"
+            text = (
+                hit.text if len(hit.text) <= _HTML_TEXT_CHARS else hit.text[:_HTML_TEXT_CHARS] + "…"
+            )
             score = "" if hit.score is None else f"{hit.score:.4f}"
             meta = json.dumps(hit.metadata, ensure_ascii=False, default=str) if hit.metadata else ""
             rows.append(

@@ -26,7 +26,9 @@ class ConversationalRetriever:
             collection's (other dimension, or another general model).
     """
 
-    def __init__(self, store: ChromaStore, dialogue_encoder: DialogueEncoder, *, k: int = 4) -> None:
+    def __init__(
+        self, store: ChromaStore, dialogue_encoder: DialogueEncoder, *, k: int = 4
+    ) -> None:
         if not isinstance(store, ChromaStore):
             raise TypeError(f"store must be a ChromaStore, got {type(store).__name__}")
         if not isinstance(dialogue_encoder, DialogueEncoder):
@@ -44,8 +46,9 @@ class ConversationalRetriever:
             )
         if dialogue_encoder.dim != store.dim:
             raise EncoderMismatchError(
-                f"the dialogue encoder {dialogue_encoder.model_id!r} makes {dialogue_encoder.dim}-d "
-                f"vectors but collection {store.name!r} holds {store.dim}-d vectors"
+                f"the dialogue encoder {dialogue_encoder.model_id!r} makes "
+                f"{dialogue_encoder.dim}-d vectors but collection {store.name!r} holds "
+                f"{store.dim}-d vectors"
             )
 
     def __repr__(self) -> str:

@@ -27,7 +27,11 @@ class FakeEncoder:
     """A deterministic, hash-seeded stand-in for :class:`~stella_rag.SentenceEncoder`."""
 
     def __init__(
-        self, dim: int = 16, *, model_id: str | None = None, max_seq_length: int = 512,
+        self,
+        dim: int = 16,
+        *,
+        model_id: str | None = None,
+        max_seq_length: int = 512,
         normalize: bool = True,
     ) -> None:
         if dim < 1:
@@ -76,17 +80,22 @@ class FakeEncoder:
         return text if len(spans) <= n else text[spans[-n] :]
 
 
+_WORDS = """
+a b the and of to is in it you he she they we
+i my your have has been did not no yes what why how when
+where which price battery phone play playing basketball table tennis because injury lately open
+monday museum ticket cost how much old new reset hour hours user assistant question
+answer passage weather rain sun city river bridge book
+"""
+
 _BASE_VOCAB = (
     ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     + list("abcdefghijklmnopqrstuvwxyz0123456789.,:;!?'\"()-/")
     + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
-    + (
-        "a b the and of to is in it you he she they we i my your have has been did not no yes "
-        "what why how when where which price battery phone play playing basketball table tennis "
-        "because injury lately open monday museum ticket cost how much old new reset hour hours "
-        "user assistant question answer passage weather rain sun city river bridge book"
-    ).split()
-    + list("你好我他她它们的是不了在有人这中大为上个国和也子时道出说要去打篮球乒乓没最近因受伤吗呢价格多少钱")
+    + _WORDS.split()
+    + list(
+        "你好我他她它们的是不了在有人这中大为上个国和也子时道出说要去打篮球乒乓没最近因受伤吗呢价格多少钱"
+    )
 )
 
 
@@ -166,7 +175,9 @@ class ChromaServer:
             the data, as a server restart would.
     """
 
-    def __init__(self, path: str, port: int | None = None, *, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self, path: str, port: int | None = None, *, startup_timeout: float = 60.0
+    ) -> None:
         self.path = path
         self.port = port or free_port()
         self.host = "127.0.0.1"
@@ -204,7 +215,9 @@ class ChromaServer:
             except OSError:
                 time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"chroma run did not answer on {self.address} within {self.startup_timeout} s")
+        raise RuntimeError(
+            f"chroma run did not answer on {self.address} within {self.startup_timeout} s"
+        )
 
     def stop(self) -> None:
         import subprocess
