@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import langchain_stella
+
+EXPECTED_ALL = ["StellaDialogueRetriever", "StellaEmbeddings", "__version__"]
+
+
+def test_all_imports() -> None:
+    assert sorted(langchain_stella.__all__) == sorted(EXPECTED_ALL)
+    for name in EXPECTED_ALL:
+        assert hasattr(langchain_stella, name)
+
+
+def test_version_is_the_installed_distribution() -> None:
+    from importlib import metadata
+
+    assert langchain_stella.__version__ == metadata.version("langchain-stella")
