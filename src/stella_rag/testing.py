@@ -150,7 +150,8 @@ def build_bert_model(
     modules: list[torch.nn.Module] = [transformer, Pooling(hidden, pooling_mode="mean")]
     if out_dim is not None:
         modules.append(Dense(hidden, out_dim, activation_function=torch.nn.Identity()))
-    SentenceTransformer(modules=modules, device="cpu").save(path)
+    # No model card: writing one looks models up on the hub.
+    SentenceTransformer(modules=modules, device="cpu").save(path, create_model_card=False)
     import shutil
 
     shutil.rmtree(raw, ignore_errors=True)
