@@ -58,18 +58,23 @@ def test_last_turn_alone_gets_it_wrong(store: ChromaStore, minilm: SentenceEncod
     assert ranked.index(TENNIS) < ranked.index(INJURY)
 
 
-def test_ellipsis_uses_the_history(store: ChromaStore, minilm: SentenceEncoder) -> None:
-    retriever = ConversationalRetriever(store, DialogueEncoder(general=minilm))
+def test_coreference_uses_the_history(store: ChromaStore, minilm: SentenceEncoder) -> None:
     chat = [
         (
             "user",
-            "My brother has a Talvo X2 but I like the Norvik Pulse 7. "
-            "How long does its battery last?",
+            "I'm torn between the Norvik Pulse 7 and my brother's old Talvo X2. "
+            "I think I prefer the Norvik.",
         ),
-        ("assistant", "The Norvik Pulse 7 is rated for about 26 hours of mixed use."),
-        ("user", "Nice. And the price?"),
+        ("assistant", "The Norvik Pulse 7 is a good choice: bright screen, solid camera."),
+        ("user", "How much does it cost?"),
     ]
+    retriever = ConversationalRetriever(store, DialogueEncoder(general=minilm))
     assert retriever.retrieve(chat, k=1)[0].text == PHONES[1]
+    # Alone, "it" is the cheaper phone.
+    last_only = ConversationalRetriever(
+        store, DialogueEncoder(general=minilm, strategy="last_turn")
+    )
+    assert last_only.retrieve(chat, k=1)[0].text == PHONES[2]
 
 
 def test_topic_shift_follows_the_last_turn(store: ChromaStore, minilm: SentenceEncoder) -> None:
