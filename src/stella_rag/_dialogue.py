@@ -27,10 +27,32 @@ the form the model learned; ``user``/``assistant`` words would add tokens it nev
 
 _SKIPPED_ROLES = frozenset({"system", "tool"})
 
+_CHARS_PER_TOKEN = 16
+"""A text longer than this many characters per budget token is first looked at by its end
+(a 1 MB message is not tokenized whole just to learn that it does not fit)."""
+
 # The general encoder each dedicated dialogue model was trained to match (Stella card, 4.3).
 _PAIRED_GENERAL = {
     MODEL_ALIASES["stella-dialogue-zh"]: "stella-large-zh",
 }
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u3400" <= char <= "\u9fff" or "\uf900" <= char <= "\ufaff"
+
+
+def _from_word_start(piece: str) -> str | None:
+    """``piece`` from its first word boundary (whitespace or a CJK character) on, if it has one.
+
+    A cut in the middle of a word tokenizes differently from the whole word; from a boundary
+    on, the piece tokenizes as the same characters do inside the full text.
+    """
+    for i, char in enumerate(piece):
+        if char.isspace():
+            return piece[i + 1 :]
+        if _is_cjk(char):
+            return piece[i:]
+    return None
 
 
 @dataclass(frozen=True)
@@ -191,7 +213,9 @@ class DialogueEncoder:
         chunk = 16
         while start > 0:
             lo = max(0, start - chunk)
-            counts = encoder.count_tokens(labels[lo:start], special_tokens=False)
+            counts = encoder.count_tokens(
+                [self._clip(label, budget) for label in labels[lo:start]], special_tokens=False
+            )
             for offset in range(len(counts) - 1, -1, -1):
                 cost = counts[offset] + (sep_cost if start < len(turns) else 0)
                 if total + cost > budget:
@@ -207,7 +231,7 @@ class DialogueEncoder:
             start = len(turns) - 1
             prefix = f"{self._roles[turns[-1].role]}: "
             room = budget - overhead - encoder.count_tokens([prefix], special_tokens=False)[0]
-            tail = encoder.keep_last_tokens(turns[-1].text, max(room, 1))
+            tail = self._tail(turns[-1].text, max(room, 1))
             labels[-1] = prefix + tail.lstrip()
             truncated = True
         # Token counts of joined pieces can differ from the sum at the seams; check the real text.
@@ -219,8 +243,28 @@ class DialogueEncoder:
             start += 1
         kept = tuple(turns[start:])
         if truncated:
-            kept = kept[:-1] + (Turn(turns[-1].role, labels[-1].split(": ", 1)[1]),)
+            kept = (*kept[:-1], Turn(turns[-1].role, labels[-1].split(": ", 1)[1]))
         return DialogueWindow(text, kept, start, truncated, tokens)
+
+    def _clip(self, text: str, budget: int) -> str:
+        """``text``, or for a very long one an end of it already over ``budget`` tokens."""
+        size = budget * _CHARS_PER_TOKEN
+        if len(text) <= size:
+            return text
+        piece = _from_word_start(text[-size:])
+        if piece and self.encoder.count_tokens([piece], special_tokens=False)[0] > budget:
+            return piece  # its end alone is over the budget, so the whole text is too
+        return text
+
+    def _tail(self, text: str, n: int) -> str:
+        """The end of ``text`` that makes at most ``n`` tokens, tokenizing only its end."""
+        size = max(64, n * _CHARS_PER_TOKEN)
+        while size < len(text):
+            piece = _from_word_start(text[-size:])
+            if piece and self.encoder.count_tokens([piece], special_tokens=False)[0] > n:
+                return self.encoder.keep_last_tokens(piece, n)
+            size *= 4
+        return self.encoder.keep_last_tokens(text, n)
 
     def view(self, dialogue: str | Iterable[TurnLike]) -> DialogueView:
         """What a query strategy sees of the dialogue."""

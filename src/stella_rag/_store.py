@@ -16,7 +16,7 @@ import numpy as np
 
 from ._errors import EncoderMismatchError, StoreError, StoreUnavailableError
 from ._hits import Hit, Hits
-from ._validate import check_k, check_metadata, check_text, check_vector
+from ._validate import check_k, check_metadata, check_text, check_vector, check_vector_rows
 
 __all__ = ["AddReport", "ChromaStore", "StellaRagWarning", "connect", "text_id"]
 
@@ -29,6 +29,10 @@ META_TRUNCATE = "stella_rag:truncate_dim"
 
 _RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 _CHUNK = 512
+_CONNECT_TIMEOUT_S = 5.0
+"""How long :func:`connect` waits for a Chroma server to answer before giving up."""
+_REQUEST_TIMEOUT_S = 120.0
+"""The longest one request to a Chroma server may take (chromadb's own client waits forever)."""
 _warned: set[tuple[int, str]] = set()
 
 
@@ -58,29 +62,23 @@ def connect(
 
     Args:
         path: folder of an embedded (``PersistentClient``) database.
-        server: ``"host:port"`` of a Chroma server (``chroma run``).
+        server: ``"host:port"`` of a Chroma server (``chroma run``); ``"https://host:port"``
+            implies ``ssl=True``.
         headers: extra HTTP headers for the server, for example
             ``{"Authorization": "Bearer <token>"}`` or ``{"X-Chroma-Token": "<token>"}``.
-        ssl: connect to the server over HTTPS.
+            Their values never appear in error messages.
+        ssl: connect to the server over HTTPS (certificates are verified).
+
+    Raises:
+        StoreUnavailableError: the server does not answer within a few seconds.
+        StoreError: the server refused the credentials, or the folder cannot be opened.
     """
     try:
         import chromadb
     except ImportError as exc:  # pragma: no cover - chromadb is a requirement
         raise ImportError("ChromaStore needs chromadb: pip install 'stella-rag'") from exc
     if server is not None:
-        host, _, port_text = server.rpartition(":")
-        if not host or not port_text.isdigit():
-            raise ValueError(f"server must be 'host:port', got {server!r}")
-        try:
-            return chromadb.HttpClient(
-                host=host, port=int(port_text), ssl=ssl, headers=dict(headers or {}),
-                settings=_settings(),
-            )
-        except Exception as exc:
-            raise StoreUnavailableError(
-                f"cannot reach the Chroma server at {host}:{port_text} ({type(exc).__name__}); "
-                "is `chroma run` running there?"
-            ) from None
+        return _connect_server(chromadb, server, dict(headers or {}), ssl)
     if path is None:
         return chromadb.EphemeralClient(settings=_settings())
     folder = os.fspath(path)
@@ -91,10 +89,97 @@ def connect(
         raise StoreError(f"cannot open a Chroma database at {folder!r}: {exc}") from exc
 
 
+def _redact(text: str, headers: Mapping[str, str]) -> str:
+    for value in headers.values():
+        for secret in {value, *value.split()}:  # "Bearer <token>": the token alone too
+            if len(secret) >= 4 and secret.lower() not in ("bearer", "basic"):
+                text = text.replace(secret, "***")
+    return text
+
+
+def _connect_server(chromadb: Any, server: str, headers: dict[str, str], ssl: bool) -> Any:
+    if not isinstance(server, str):
+        raise TypeError(f"server must be a 'host:port' string, got {type(server).__name__}")
+    address = server.strip().rstrip("/")
+    for scheme in ("http://", "https://"):
+        if address.lower().startswith(scheme):
+            ssl = ssl or scheme == "https://"
+            address = address[len(scheme) :]
+    host, _, port_text = address.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise ValueError(f"server must be 'host:port', got {server!r}")
+    for key, value in headers.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"headers must map strings to strings; the header {key!r} does not")
+    address = f"{host}:{port_text}"
+    _probe_server(host, int(port_text), headers, ssl)
+    try:
+        client = chromadb.HttpClient(
+            host=host, port=int(port_text), ssl=ssl, headers=headers, settings=_settings()
+        )
+    except Exception as exc:
+        raise StoreUnavailableError(
+            f"cannot use the Chroma server at {address}: "
+            f"{_redact(f'{type(exc).__name__}: {exc}', headers)}"
+        ) from None
+    _bound_requests(client)
+    return client
+
+
+def _probe_server(host: str, port: int, headers: Mapping[str, str], ssl: bool) -> None:
+    """Fail within seconds, naming the address, when no Chroma server answers there.
+
+    chromadb's own client waits forever on a server that accepts connections but never
+    answers, and reports a rejected token as "Could not connect".
+    """
+    import httpx
+
+    address = f"{host}:{port}"
+    base = f"{'https' if ssl else 'http'}://{address}"
+    try:
+        with httpx.Client(timeout=_CONNECT_TIMEOUT_S, headers=dict(headers)) as http:
+            http.get(f"{base}/api/v2/heartbeat")
+            answer = http.get(f"{base}/api/v2/auth/identity")
+    except Exception as exc:
+        reason = _redact(f"{type(exc).__name__}: {exc}", headers)
+        raise StoreUnavailableError(
+            f"cannot reach the Chroma server at {address}{' over HTTPS' if ssl else ''} "
+            f"within {_CONNECT_TIMEOUT_S:.0f} s ({reason}); is `chroma run` running there?"
+        ) from None
+    if answer.status_code in (401, 403):
+        raise StoreError(
+            f"the Chroma server at {address} refused the credentials (HTTP {answer.status_code}); "
+            f"check the headers= passed to connect() (header names sent: {sorted(headers)})"
+        )
+
+
+def _bound_requests(client: Any) -> None:
+    """Give every later request a time limit, so that a hung server becomes a retried error."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if session is None:
+        return
+    import httpx
+
+    session.timeout = httpx.Timeout(_REQUEST_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S)
+
+
+def _address_of(client: Any) -> str:
+    url = getattr(getattr(client, "_server", None), "_api_url", None)
+    return f" at {url.rsplit('/api', 1)[0]}" if isinstance(url, str) else ""
+
+
 def _is_connection_error(exc: BaseException) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & {"ConnectError", "ConnectTimeout", "ReadError", "RemoteProtocolError",
-                "ConnectionError", "ReadTimeout", "WriteError", "PoolTimeout"}:
+    if names & {
+        "ConnectError",
+        "ConnectTimeout",
+        "ReadError",
+        "RemoteProtocolError",
+        "ConnectionError",
+        "ReadTimeout",
+        "WriteError",
+        "PoolTimeout",
+    }:
         return True
     return "Could not connect" in str(exc)
 
@@ -240,6 +325,13 @@ class ChromaStore:
         """Like :meth:`add`, and reports how many passages were embedded, skipped, updated."""
         if isinstance(texts, (str, bytes)):
             raise TypeError("texts must be a list of strings, not a single string")
+        if texts is None or not isinstance(texts, Iterable) or isinstance(texts, Mapping):
+            raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
+        for name, other in (("metadatas", metadatas), ("ids", ids)):
+            if other is not None and (
+                isinstance(other, (str, bytes, Mapping)) or not isinstance(other, Iterable)
+            ):
+                raise TypeError(f"{name} must be a list, got {type(other).__name__}")
         report = AddReport()
         started = time.perf_counter()
         sized = all(isinstance(x, Sequence) for x in (texts, metadatas or [], ids or []))
@@ -249,13 +341,23 @@ class ChromaStore:
                 check_text(text, f"text at position {i}")
             for i, meta in enumerate(metadatas or []):
                 check_metadata(meta, f"metadata at position {i}")
+            for i, pid in enumerate(ids or []):
+                _check_id(pid, i)
         total = len(texts) if isinstance(texts, Sequence) else None
         bar = self._progress(total)
         try:
             rows = _rows(texts, metadatas, ids)
             size = min(_CHUNK, self._max_batch())
+            done = 0
             for chunk in _chunks(rows, size):
-                self._write_chunk(chunk, report)
+                try:
+                    self._write_chunk(chunk, report)
+                except (StoreError, TypeError, ValueError) as exc:
+                    error = _partial(exc, done, report)
+                    if error is exc:
+                        raise
+                    raise error from exc
+                done += len(chunk)
                 if bar is not None:
                     bar.update(len(chunk))
                 if on_chunk is not None:
@@ -294,15 +396,9 @@ class ChromaStore:
         for position, text, meta, given_id in chunk:
             text = check_text(text, f"text at position {position}")
             meta = check_metadata(meta, f"metadata at position {position}")
-            if given_id is None:
-                pid = text_id(text)
-            elif isinstance(given_id, str) and given_id:
-                pid = given_id
-            else:
-                raise TypeError(f"id at position {position} must be a non-empty string")
+            pid = text_id(text) if given_id is None else _check_id(given_id, position)
             order.append(pid)
             items.setdefault(pid, (text, meta))
-        report.ids.extend(order)
         found = self._call(
             lambda: self.collection.get(ids=list(items), include=["documents", "metadatas"])
         )
@@ -321,7 +417,7 @@ class ChromaStore:
             and items[pid][1] is not None
             and (stored[pid][1] or None) != items[pid][1]
         ]
-        report.skipped += len(chunk) - len(to_embed) - len(meta_only)
+        skipped = len(chunk) - len(to_embed) - len(meta_only)
         if meta_only:
             self._call(
                 lambda: self.collection.update(
@@ -330,6 +426,8 @@ class ChromaStore:
             )
             report.updated += len(meta_only)
         if not to_embed:
+            report.skipped += skipped
+            report.ids.extend(order)
             return
         vectors = self.encoder.encode_documents([items[p][0] for p in to_embed])
         metas = [items[p][1] for p in to_embed]
@@ -342,6 +440,8 @@ class ChromaStore:
             )
         )
         report.embedded += len(to_embed)
+        report.skipped += skipped
+        report.ids.extend(order)
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete passages by id (unknown ids are ignored)."""
@@ -381,11 +481,19 @@ class ChromaStore:
 
         ``k`` larger than the collection returns everything; a ``where`` filter on a key no
         passage has returns ``[]``. Scores are cosine similarities.
+
+        Raises:
+            TypeError, ValueError: an empty query text, ``k`` below 1, a ``where`` that is not a
+                dict, or a vector of another dimension, with NaN, infinite or only zero values.
         """
         k = check_k(k)
         if isinstance(query, str):
             check_text(query, "the query")
             vector = self.encoder.encode_queries([query])[0]
+        elif query is None or isinstance(query, (bytes, bytearray, Mapping)):
+            raise TypeError(
+                f"the query must be a string or a vector of numbers, got {type(query).__name__}"
+            )
         else:
             vector = check_vector(query, self.dim)
         return self.search_many(np.asarray([vector]), k, where, where_document=where_document)[0]
@@ -400,7 +508,13 @@ class ChromaStore:
     ) -> list[Hits]:
         """:meth:`search` for many query vectors in one call."""
         k = check_k(k)
-        rows = [check_vector(v, self.dim) for v in np.asarray(vectors, dtype=np.float32)]
+        for name, value in (("where", where), ("where_document", where_document)):
+            if value is not None and not isinstance(value, Mapping):
+                raise TypeError(
+                    f"{name} must be a dict such as {{'source': 'a.txt'}}, got {value!r:.60}"
+                )
+        matrix = check_vector_rows(vectors)
+        rows = [check_vector(v, self.dim, f"query vector {i}") for i, v in enumerate(matrix)]
         if not rows:
             return []
         n = min(k, self.count())
@@ -439,19 +553,34 @@ class ChromaStore:
                 raise
             except Exception as exc:
                 if not _is_connection_error(exc):
-                    if "readonly" in str(exc).lower() or "read-only" in str(exc).lower():
+                    fault = _storage_fault(exc)
+                    if fault is not None:
                         raise StoreError(
-                            f"collection {self.name!r} cannot be written: {exc}"
+                            f"collection {self.name!r}: the database {fault}: {exc}"
                         ) from exc
                     raise
                 if delay is None:
                     raise StoreUnavailableError(
-                        f"the Chroma server for collection {self.name!r} stopped answering "
-                        f"({type(exc).__name__}) and did not come back within "
-                        f"{sum(_RETRY_DELAYS_S):.0f} s"
+                        f"the Chroma server{_address_of(self.client)} for collection "
+                        f"{self.name!r} stopped answering ({type(exc).__name__}) and did not "
+                        f"come back within {sum(_RETRY_DELAYS_S):.0f} s"
                     ) from None
                 time.sleep(delay)
         raise AssertionError("unreachable")
+
+
+def _storage_fault(exc: BaseException) -> str | None:
+    """What went wrong with the database's storage, if that is what ``exc`` says."""
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text or "permission denied" in text:
+        return "is read-only"
+    if "disk is full" in text or "no space" in text or "disk full" in text:
+        return "ran out of disk space"
+    if "disk i/o" in text or "i/o error" in text:
+        return "could not write to disk (full disk or I/O error)"
+    if isinstance(exc, OSError) or type(exc).__name__ == "InternalError":
+        return "failed"
+    return None
 
 
 def _describe(meta: Mapping[str, Any]) -> str:
@@ -500,6 +629,36 @@ def _score(distance: float | None, space: str) -> float | None:
     if space == "l2":  # squared L2 of unit vectors: 2 - 2 cos
         return 1.0 - float(distance) / 2.0
     return 1.0 - float(distance)
+
+
+def _check_id(pid: Any, position: int) -> str:
+    if not isinstance(pid, str) or not pid:
+        raise TypeError(f"id at position {position} must be a non-empty string, got {pid!r:.60}")
+    return pid
+
+
+def _partial(exc: Exception, done: int, report: AddReport) -> Exception:
+    """``exc`` again, saying which passages were stored before it happened."""
+    if isinstance(exc, (TypeError, ValueError)):
+        if done == 0:
+            return exc  # found before anything was written: the caller's error, unchanged
+        error: Exception = (TypeError if isinstance(exc, TypeError) else ValueError)(
+            f"{exc}; the {done} passages before position {done} were stored, none after"
+        )
+    else:
+        stored = (
+            f"the {done} passages before position {done} are stored ({report.embedded} "
+            f"embedded, {report.skipped} already there, {report.updated} updated)"
+            if done
+            else "no chunk was completely stored"
+        )
+        kind = StoreUnavailableError if isinstance(exc, StoreUnavailableError) else StoreError
+        error = kind(
+            f"{exc}; {stored}, and the chunk that failed may be partly stored. Re-running the "
+            "same call completes it without duplicates."
+        )
+    error.report = report  # type: ignore[attr-defined]
+    return error
 
 
 def _check_ids(ids: Any) -> list[str]:

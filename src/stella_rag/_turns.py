@@ -11,6 +11,10 @@ Recognised without importing any framework:
   ``"assistant"``, ...; ``.content`` is the text);
 - :class:`Turn` itself.
 
+A message whose content is ``None`` (an assistant message that only calls tools, in the chat API,
+LangChain or LlamaIndex) is an empty turn: it is skipped, unless it is the last turn, which is an
+:class:`~stella_rag.EmptyDialogueError`. In a ``(role, text)`` tuple, ``None`` is a ``TypeError``.
+
 Role names are canonicalised: ``human`` -> ``user``; ``ai``, ``chatbot``, ``model`` ->
 ``assistant``; ``developer`` -> ``system``; ``function`` -> ``tool``. Other role names are kept,
 lower-cased, and it is the :class:`~stella_rag.DialogueEncoder` that decides what to do with them.
@@ -58,9 +62,11 @@ def _canonical_role(role: Any, where: str) -> str:
     return _ROLE_ALIASES.get(lowered, lowered)
 
 
-def _content_text(content: Any, where: str) -> str:
+def _content_text(content: Any, where: str, *, none_is_empty: bool = False) -> str:
     if isinstance(content, str):
         return content
+    if content is None and none_is_empty:
+        return ""
     if isinstance(content, list):  # multimodal parts: keep the text ones
         parts: list[str] = []
         for part in content:
@@ -71,7 +77,9 @@ def _content_text(content: Any, where: str) -> str:
         return "\n".join(parts)
     if content is None:
         raise TypeError(f"{where}: the text is None")
-    raise TypeError(f"{where}: the text must be a string, got {type(content).__name__} {content!r:.60}")
+    raise TypeError(
+        f"{where}: the text must be a string, got {type(content).__name__} {content!r:.60}"
+    )
 
 
 def _one(item: Any, index: int) -> Turn:
@@ -88,7 +96,10 @@ def _one(item: Any, index: int) -> Turn:
         if "role" not in item:
             raise TypeError(f"{where}: the dict {dict(item)!r:.80} has no 'role' key")
         content = item["content"] if "content" in item else item.get("text")
-        return Turn(_canonical_role(item["role"], where), _content_text(content, where))
+        return Turn(
+            _canonical_role(item["role"], where),
+            _content_text(content, where, none_is_empty=True),
+        )
     if isinstance(item, (tuple, list)):
         if len(item) != 2:
             raise TypeError(f"{where}: a tuple turn must be (role, text), got {len(item)} items")
@@ -98,7 +109,7 @@ def _one(item: Any, index: int) -> Turn:
     if role is None:
         role = getattr(item, "type", None)  # LangChain BaseMessage
     if role is not None and hasattr(item, "content"):
-        return Turn(_canonical_role(role, where), _content_text(content, where))
+        return Turn(_canonical_role(role, where), _content_text(content, where, none_is_empty=True))
     raise TypeError(
         f"{where}: cannot read a turn from {type(item).__name__}; expected a (role, text) tuple, "
         "a {'role', 'content'} dict, or a LangChain / LlamaIndex chat message"
@@ -117,9 +128,7 @@ def normalize_turns(turns: str | Iterable[TurnLike]) -> list[Turn]:
     if turns is None:
         raise TypeError("a dialogue must be a string or a list of turns, got None")
     if isinstance(turns, Mapping):
-        raise TypeError(
-            "a dialogue must be a list of turns; got a single dict (wrap it in a list)"
-        )
+        raise TypeError("a dialogue must be a list of turns; got a single dict (wrap it in a list)")
     try:
         items = list(turns)
     except TypeError:

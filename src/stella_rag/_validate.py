@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_k", "check_metadata", "check_text", "check_texts", "check_vector"]
+__all__ = [
+    "check_k",
+    "check_metadata",
+    "check_text",
+    "check_texts",
+    "check_vector",
+    "check_vector_rows",
+]
 
 _METADATA_TYPES = (str, int, float, bool)
 
@@ -46,16 +53,39 @@ def check_k(k: Any) -> int:
     return int(k)
 
 
-def check_vector(vector: Any, dim: int) -> np.ndarray:
-    arr = np.asarray(vector, dtype=np.float32)
+def _as_floats(vector: Any, where: str) -> np.ndarray:
+    if vector is None or isinstance(vector, (str, bytes, bytearray, Mapping)):
+        raise TypeError(f"{where} must be numbers, got {type(vector).__name__}")
+    try:
+        return np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where} must be numbers: {exc}") from None
+
+
+def check_vector_rows(vectors: Any) -> np.ndarray:
+    """Query vectors as a float32 matrix (an empty list gives no rows)."""
+    arr = _as_floats(vectors, "the query vectors")
+    if arr.size == 0:
+        return arr.reshape(0, 0)
+    if arr.ndim != 2:
+        raise ValueError(f"query vectors must be a 2-d array (n, dim), got shape {arr.shape}")
+    return arr
+
+
+def check_vector(vector: Any, dim: int, where: str = "the query vector") -> np.ndarray:
+    arr = _as_floats(vector, where)
     if arr.ndim != 1:
-        raise ValueError(f"a query vector must be one-dimensional, got shape {arr.shape}")
+        raise ValueError(f"{where} must be one-dimensional, got shape {arr.shape}")
     if arr.shape[0] != dim:
+        raise ValueError(f"{where} has {arr.shape[0]} dimensions but the collection holds {dim}")
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
         raise ValueError(
-            f"the query vector has {arr.shape[0]} dimensions but the collection holds {dim}"
+            f"{where} contains NaN or infinite values (first at index {int(bad[0])}: "
+            f"{float(arr[bad[0]])})"
         )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("the query vector contains NaN or infinite values")
+    if not np.any(arr):
+        raise ValueError(f"{where} is all zeros; it has no direction to compare by cosine")
     return arr
 
 
