@@ -176,3 +176,16 @@ def test_many_queries_at_once(tiny: SentenceEncoder, tmp_path: Path) -> None:
     results = store.search_many(tiny.encode_queries(DOCS), k=1)
     assert [r[0].text for r in results] == DOCS
     assert list(itertools.chain.from_iterable(store.search_many(np.empty((0, 48)), k=1))) == []
+
+
+def test_from_collection_object(
+    client: Any, tiny: SentenceEncoder, request: pytest.FixtureRequest
+) -> None:
+    name = _name(request)
+    ChromaStore(name, encoder=tiny, client=client).add(DOCS)
+    raw = client.get_collection(name)
+    store = ChromaStore.from_collection(raw, encoder=tiny)
+    assert store.count() == 4
+    assert store.search(DOCS[1], k=1)[0].text == DOCS[1]
+    with pytest.raises(EncoderMismatchError):
+        ChromaStore.from_collection(raw, encoder=FakeEncoder(dim=48))

@@ -235,6 +235,25 @@ class ChromaStore:
         self._space = "cosine"
         self.collection = self._open(adopt)
 
+    @classmethod
+    def from_collection(
+        cls,
+        collection: Any,
+        *,
+        encoder: Any,
+        adopt: bool = False,
+        show_progress: bool | None = None,
+    ) -> ChromaStore:
+        """Wrap a chromadb ``Collection`` object, such as the one ``langchain_chroma.Chroma`` or
+        LlamaIndex's ``ChromaVectorStore`` holds, with the same checks as the constructor."""
+        return cls(
+            collection.name,
+            encoder=encoder,
+            client=_client_of(collection),
+            adopt=adopt,
+            show_progress=show_progress,
+        )
+
     # ------------------------------------------------------------------ opening
     def _expected(self) -> dict[str, Any]:
         return {
@@ -590,6 +609,20 @@ def _describe(meta: Mapping[str, Any]) -> str:
         + (f", truncate_dim={trunc}" if trunc else "")
         + (", normalized" if meta.get(META_NORMALIZE) else ", not normalized")
         + ")"
+    )
+
+
+def _client_of(collection: Any) -> Any:
+    """The client of a chromadb collection object.
+
+    A collection keeps only its client's server API; a ``Client`` made with the same settings,
+    tenant and database shares that API (chromadb caches one system per settings).
+    """
+    from chromadb.api.client import Client
+
+    server = collection._client
+    return Client(
+        tenant=collection.tenant, database=collection.database, settings=server._system.settings
     )
 
 

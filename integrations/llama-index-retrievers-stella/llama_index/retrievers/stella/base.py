@@ -146,10 +146,7 @@ class StellaDialogueRetriever(BaseRetriever):
                 f"{type(embed_model).__name__}, not StellaEmbedding; index with StellaEmbedding "
                 "or pass dialogue_encoder=DialogueEncoder(..., general=<the document model>)"
             )
-        collection = vector_store.client
-        store = ChromaStore(
-            collection.name, encoder=general, client=_client_of(collection), adopt=bool(adopt)
-        )
+        store = ChromaStore.from_collection(vector_store.client, encoder=general, adopt=bool(adopt))
         return cls(store, dialogue_encoder, **kwargs)
 
     def with_memory(self, memory: BaseMemory) -> StellaDialogueRetriever:
@@ -241,17 +238,3 @@ def _node(hit: Hit) -> NodeWithScore:
     else:
         node = TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata))
     return NodeWithScore(node=node, score=hit.score)
-
-
-def _client_of(collection: Any) -> Any:
-    """The chromadb client of a collection object (ChromaVectorStore keeps only the collection).
-
-    A collection holds the client's server API; a ``Client`` made with the same settings,
-    tenant and database shares that API (chromadb caches one system per settings).
-    """
-    from chromadb.api.client import Client
-
-    server = collection._client
-    return Client(
-        tenant=collection.tenant, database=collection.database, settings=server._system.settings
-    )
