@@ -83,6 +83,10 @@ StrategyOpt = Annotated[
         f"Default: dialogue with --dialogue-model, else {DEFAULT_STRATEGY}.",
     ),
 ]
+MaxTokensOpt = Annotated[
+    int | None,
+    typer.Option("--max-tokens", help="Token budget of the encoded dialogue (default: model's)."),
+]
 PathOpt = Annotated[
     Path,
     typer.Option(
@@ -536,12 +540,7 @@ def chat(
     model: ModelOpt = None,
     dialogue_model: DialogueModelOpt = None,
     strategy: StrategyOpt = None,
-    max_tokens: Annotated[
-        int | None,
-        typer.Option(
-            "--max-tokens", help="Token budget of the encoded dialogue (default: model's)."
-        ),
-    ] = None,
+    max_tokens: MaxTokensOpt = None,
     path: PathOpt = DEFAULT_PATH,
     server: ServerOpt = None,
     device: DeviceOpt = None,
@@ -725,12 +724,7 @@ def evaluate(
     model: ModelOpt = None,
     dialogue_model: DialogueModelOpt = None,
     strategy: StrategyOpt = None,
-    max_tokens: Annotated[
-        int | None,
-        typer.Option(
-            "--max-tokens", help="Token budget of the encoded dialogue (default: model's)."
-        ),
-    ] = None,
+    max_tokens: MaxTokensOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     as_json: JsonOpt = False,
