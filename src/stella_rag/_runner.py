@@ -8,6 +8,8 @@ Within a request, texts are tokenized once, sorted by length (longest first, so 
 error shows up on the first batch), and cut into batches by a token budget: short texts go in
 large batches, long ones in small batches, with little padding. A CUDA out-of-memory error
 splits the batch in two and runs the halves; nothing is dropped and nothing sleeps.
+
+With ``backend="onnx-int8"`` the same batches go to an ONNX Runtime session instead of torch.
 """
 
 from __future__ import annotations
@@ -154,14 +156,18 @@ class ModelRunner:
     def _forward_rows(self, tokenizer: Any, enc: Any, idx: np.ndarray) -> np.ndarray:
         import torch
 
-        batch = {key: [enc[key][j] for j in idx] for key in enc.keys()}
-        features = tokenizer.pad(batch, padding=True, return_tensors="pt")
-        device = self.loaded.model.device
-        features = {k: v.to(device) for k, v in features.items()}
+        session = self.loaded.session
+        batch = {key: [enc[key][j] for j in idx] for key in enc}
+        features: dict[str, Any] = tokenizer.pad(
+            batch, padding=True, return_tensors="np" if session is not None else "pt"
+        )
+        if session is None:
+            device = self.loaded.model.device
+            features = {k: v.to(device) for k, v in features.items()}
         try:
             with self._one_pass(), torch.inference_mode():
                 embeddings = self.forward(features)
-            return embeddings.float().cpu().numpy()
+            return _as_float32(embeddings)
         except BaseException as exc:
             if len(idx) == 1 or not is_out_of_memory(exc):
                 raise
@@ -180,6 +186,11 @@ class ModelRunner:
         )
 
     def _default_forward(self, features: dict[str, Any]) -> Any:
+        session = self.loaded.session
+        if session is not None:
+            names = [i.name for i in session.get_inputs()]
+            feeds = {n: np.asarray(features[n], dtype=np.int64) for n in names}
+            return session.run(None, feeds)[0]
         return self.loaded.model(features)["sentence_embedding"]
 
     @contextlib.contextmanager
@@ -193,6 +204,12 @@ class ModelRunner:
         finally:
             with self._stats_lock:
                 self._active -= 1
+
+
+def _as_float32(embeddings: Any) -> np.ndarray:
+    if isinstance(embeddings, np.ndarray):
+        return np.asarray(embeddings, dtype=np.float32)
+    return np.asarray(embeddings.float().cpu().numpy(), dtype=np.float32)
 
 
 _RUNNERS: dict[int, ModelRunner] = {}
