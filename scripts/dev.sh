@@ -30,7 +30,7 @@ fi
 
 packages=(-e ".[offline]")
 if [ "$task" = test ]; then
-  packages=(-e ".[offline,test]")
+  packages=(-e ".[offline,test,fast]")
   for pkg in integrations/*/; do
     if [ -f "$pkg/pyproject.toml" ]; then packages+=(-e "${pkg}[test]"); fi
   done

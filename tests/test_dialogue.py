@@ -168,3 +168,31 @@ def test_unknown_strategy() -> None:
 def test_fake_encoder_works_as_general() -> None:
     de = DialogueEncoder(general=FakeEncoder(dim=8))
     assert de.encode(BASKETBALL).shape == (8,)
+
+
+class _CountingFake(FakeEncoder):
+    def __init__(self) -> None:
+        super().__init__(dim=8)
+        self.seen: list[str] = []
+
+    def encode_queries(self, texts):  # type: ignore[no-untyped-def,override]
+        self.seen.extend(texts)
+        return super().encode_queries(texts)
+
+
+def test_earlier_turns_are_not_encoded_again() -> None:
+    fake = _CountingFake()
+    de = DialogueEncoder(general=fake)
+    chat = [("user", "which phone"), ("assistant", "the pulse"), ("user", "its price?")]
+    first = de.encode(chat)
+    fake.seen.clear()
+    again = de.encode(chat)
+    assert fake.seen == []
+    np.testing.assert_array_equal(first, again)
+    de.encode([*chat, ("assistant", "649 dollars"), ("user", "and the battery?")])
+    assert "which phone" not in fake.seen and "the pulse" not in fake.seen
+    assert "and the battery?" in fake.seen
+    uncached = DialogueEncoder(general=fake, cache_size=0)
+    np.testing.assert_allclose(uncached.encode(chat), first, atol=1e-6)
+    with pytest.raises(ValueError, match="cache_size must be an integer >= 0"):
+        DialogueEncoder(general=fake, cache_size=-1)

@@ -124,7 +124,7 @@ def test_bad_constants_are_refused(factory: object, message: str) -> None:
 
 def test_repr_shows_the_constants() -> None:
     assert repr(ContextualStrategy()) == (
-        "ContextualStrategy(context_weight=1.0, history_weight=0.5, half_life=2.0, max_history=8)"
+        "ContextualStrategy(context_weight=1.0, history_weight=0.5, half_life=2.0, max_history=4)"
     )
 
 
@@ -185,7 +185,8 @@ def test_max_history_bounds_the_texts_and_drops_the_oldest_turns() -> None:
     assert len(plan) == 1 + 2 * 4
     assert not any("turn 7 " in t for t in plan)
     assert any("turn 8 " in t for t in plan)
-    assert len(ContextualStrategy().plan(view)) == 1 + 2 * 8
+    assert len(ContextualStrategy(max_history=8).plan(view)) == 1 + 2 * 8
+    assert ContextualStrategy().plan(view) == plan  # the default reads 4
 
 
 # --------------------------------------------------------- exact formulas, orthogonal basis

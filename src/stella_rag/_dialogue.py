@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +94,9 @@ class DialogueEncoder:
         strategy: how the dialogue becomes one vector (see :mod:`stella_rag.strategies`). Default:
             ``"dialogue"`` (the card's way) with a dedicated model, else the best general-encoder
             strategy.
+        cache_size: how many recently encoded texts keep their vectors (default 1024; 0 turns
+            the cache off). In a chat, earlier turns are encoded again at every turn; with the
+            cache only the new turns are. The cache holds chat text in memory.
         **encoder_kwargs: passed to :class:`SentenceEncoder` for models given by name.
 
     Raises:
@@ -106,6 +111,7 @@ class DialogueEncoder:
         max_tokens: int | None = None,
         roles: Mapping[str, str] | None = None,
         strategy: str | QueryStrategy | None = None,
+        cache_size: int = 1024,
         **encoder_kwargs: Any,
     ) -> None:
         if max_tokens is not None and (
@@ -133,6 +139,11 @@ class DialogueEncoder:
             "dialogue" if strategy is None and self.dialogue_model is not None else strategy
         )
         self._max_tokens = max_tokens
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"cache_size must be an integer >= 0, got {cache_size!r}")
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # --------------------------------------------------------------- properties
     @property
@@ -294,13 +305,38 @@ class DialogueEncoder:
             return np.empty((0, self.dim if self.encoder.is_loaded else 0), dtype=np.float32)
         plans = [self.strategy.plan(v) for v in views]
         flat = [text for plan in plans for text in plan]
-        vectors = self.encoder.encode_queries(flat)
+        vectors = self._encode_texts(flat)
         out = np.empty((len(views), vectors.shape[1]), dtype=np.float32)
         start = 0
         for i, (view, plan) in enumerate(zip(views, plans, strict=True)):
             out[i] = self.strategy.combine(view, vectors[start : start + len(plan)])
             start += len(plan)
         return out
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Query-side vectors of texts, reusing those of texts seen recently.
+
+        In a chat the earlier turns come back at every turn; their vectors do not change.
+        """
+        if self._cache_size == 0:
+            return np.asarray(self.encoder.encode_queries(texts))
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for text in texts:
+                vector = self._cache.get(text)
+                if vector is not None:
+                    self._cache.move_to_end(text)
+                    found[text] = vector
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            fresh = self.encoder.encode_queries(missing)
+            with self._cache_lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    found[text] = vector
+                    self._cache[text] = vector
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
 
     async def aencode(self, dialogue: str | Iterable[TurnLike]) -> np.ndarray:
         """Like :meth:`encode`, without blocking the event loop."""

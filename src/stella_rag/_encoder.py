@@ -47,8 +47,10 @@ class SentenceEncoder:
         truncate_dim: keep only the first ``truncate_dim`` dimensions (Matryoshka models).
         normalize: return unit-length vectors (dot product = cosine similarity).
         cache_folder: where hub models are cached.
-        backend: ``"torch"`` (default), ``"onnx"`` or ``"openvino"`` (sentence-transformers'
-            backends).
+        backend: ``"torch"`` (default); ``"onnx-int8"``, the CPU fast path (the model exported
+            once to ONNX with int8 weights, cached on disk, run by ONNX Runtime; needs
+            ``pip install 'stella-rag[fast]'``, see docs/benchmarks.md); or sentence-transformers'
+            own ``"onnx"`` / ``"openvino"`` backends.
         trust_remote_code: run code shipped with the model; off unless you trust its author.
 
     The weights load on first use. Every encoder in the process that asks for the same model,

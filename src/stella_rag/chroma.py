@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - chromadb is a requirement
     raise ImportError("stella_rag.chroma needs chromadb: pip install 'stella-rag'") from exc
 
 from ._encoder import DEFAULT_MODEL, SentenceEncoder
+from ._models import BACKENDS
 
 __all__ = ["StellaEmbeddingFunction"]
 
@@ -83,8 +84,8 @@ class StellaEmbeddingFunction(EmbeddingFunction[Documents]):
         trust_remote_code: bool = False,
     ) -> None:
         if not isinstance(model, SentenceEncoder):
-            if backend not in ("torch", "onnx", "openvino"):
-                raise ValueError(f"backend must be 'torch', 'onnx' or 'openvino', got {backend!r}")
+            if backend not in BACKENDS:
+                raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
             model = SentenceEncoder(
                 model,
                 device=device,
