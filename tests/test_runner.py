@@ -170,6 +170,7 @@ def test_concurrent_threads_are_merged_into_one_worker(
     gate = threading.Event()
     sizes: list[int] = []
     runner.forward, entered = _gated(runner, gate, sizes)
+    runner.min_fill = 0.0  # one batch per round: this test is about merging, not batch shapes
     blocker = runner.submit(["first"], 128, 64)
     assert entered.wait(30)  # the worker is busy with the blocker
     results: dict[int, np.ndarray] = {}
@@ -199,8 +200,9 @@ async def test_concurrent_asyncio_callers_are_merged(tiny: SentenceEncoder) -> N
     runner = runner_for(tiny._load())
     gate = threading.Event()
     sizes: list[int] = []
-    real_forward = runner.forward
+    real_forward, real_fill = runner.forward, runner.min_fill
     runner.forward, entered = _gated(runner, gate, sizes)
+    runner.min_fill = 0.0  # one batch per round: this test is about merging, not batch shapes
     try:
         blocker = runner.submit(["first"], tiny.max_seq_length, tiny.batch_size)
         assert await asyncio.to_thread(entered.wait, 30)
@@ -211,11 +213,30 @@ async def test_concurrent_asyncio_callers_are_merged(tiny: SentenceEncoder) -> N
         vectors = await asyncio.gather(*tasks)
         blocker.result(timeout=60)
     finally:
-        runner.forward = real_forward
+        runner.forward, runner.min_fill = real_forward, real_fill
     assert sizes[1:] == [10]
     np.testing.assert_allclose(
         np.concatenate(vectors), tiny.encode_documents(TEXTS[:10]), atol=1e-5
     )
+
+
+def test_cpu_batches_hold_texts_of_similar_length(runner: ModelRunner, loaded: LoadedModel) -> None:
+    """On CPU a batch never pads a text to more than 1/0.9 of its length."""
+    shapes: list[tuple[int, int]] = []
+    runner.forward = _recording(runner, shapes)
+    assert runner.min_fill == 0.9
+    texts = ["phone " * n for n in (1, 2, 3, 5, 8, 13, 21, 40, 41, 42, 60, 100, 100, 100)]
+    got = runner.encode(texts, 128, 64)
+    np.testing.assert_allclose(got, _plain(loaded, texts), atol=1e-5)
+    lengths = sorted((len(t.split()) + 2 for t in texts), reverse=True)
+    assert sum(rows for rows, _ in shapes) == len(texts)
+    start = 0
+    for rows, width in shapes:
+        batch = lengths[start : start + rows]
+        assert width == batch[0]
+        assert min(batch) >= 0.9 * width
+        start += rows
+    assert len(shapes) < len(texts)  # equal lengths still share a batch
 
 
 # ------------------------------------------------------------------ onnx-int8
