@@ -37,6 +37,9 @@ _CPU_BATCH_TOKENS = 16_384
 _CHARS_PER_TOKEN_CAP = 64
 """Texts are cut at ``max_len * 64`` characters before tokenizing (see ``ModelRunner.encode``)."""
 
+_CPU_PAD_SLACK = 24
+"""...unless it is at most 24 tokens shorter: that much padding costs less than a forward pass."""
+
 _CPU_MIN_FILL = 0.9
 """On CPU, a batch holds only texts at least 0.9 times as long as its longest. A CPU spends as
 much on a padding token as on a real one and gains little from large batches: on 192 texts of
@@ -69,6 +72,7 @@ class ModelRunner:
             _CPU_BATCH_TOKENS if loaded.device in ("cpu", "mps") else _GPU_BATCH_TOKENS
         )
         self.min_fill = _CPU_MIN_FILL if loaded.device == "cpu" else 0.0
+        self.pad_slack = _CPU_PAD_SLACK
         self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -161,7 +165,9 @@ class ModelRunner:
             take = max(1, min(batch_size, self.max_batch_tokens // longest))
             if min_fill > 0:  # stop where padding would exceed what the batch really holds
                 window = lengths[order[i : i + take]]
-                short = np.nonzero(window < min_fill * longest)[0]
+                # ...but a few tokens of padding cost less than one more forward pass.
+                floor = min(min_fill * longest, longest - self.pad_slack)
+                short = np.nonzero(window < floor)[0]
                 if len(short) and short[0] > 0:
                     take = int(short[0])
             idx = order[i : i + take]
