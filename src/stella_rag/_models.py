@@ -144,12 +144,11 @@ class LoadedModel:
     device: str
     precision: Precision
     backend: Backend
-    lock: threading.Lock
     session: Any = None
     """The ONNX Runtime session of ``backend="onnx-int8"`` (``None`` for the other backends)."""
 
 
-_CACHE: dict[tuple[str, str, str, str, str | None], LoadedModel] = {}
+_CACHE: dict[tuple[str, str, str, str, str | None, bool], LoadedModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -231,7 +230,15 @@ def load_model(
             f"backend='onnx-int8' is the CPU fast path, got device={resolved_device!r}; "
             "on a GPU use backend='torch' (float16 there by default)"
         )
-    key = (source.location, resolved_device, resolved_precision, backend, cache_folder)
+    # Code the model ships only runs when asked for: such a load is never shared with one without.
+    key = (
+        source.location,
+        resolved_device,
+        resolved_precision,
+        backend,
+        cache_folder,
+        bool(trust_remote_code),
+    )
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
@@ -243,9 +250,7 @@ def load_model(
             _apply_precision(st_model, resolved_precision)
         st_model.eval()
         session = _int8_session(st_model) if backend == "onnx-int8" else None
-        loaded = LoadedModel(
-            st_model, source, resolved_device, resolved_precision, backend, threading.Lock()
-        )
+        loaded = LoadedModel(st_model, source, resolved_device, resolved_precision, backend)
         loaded.session = session
         _CACHE[key] = loaded
         return loaded
