@@ -126,7 +126,7 @@ def build_bert_model(
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Dense, Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import AutoTokenizer, BertConfig, BertModel
 
     os.makedirs(path, exist_ok=True)
     vocab = list(dict.fromkeys(_BASE_VOCAB))
@@ -144,8 +144,12 @@ def build_bert_model(
         max_position_embeddings=max(512, max_seq_length),
     )
     BertModel(config).save_pretrained(raw)
-    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)})
-    tokenizer.save_pretrained(raw)
+    # A vocab.txt and a config naming the class: the fast BERT tokenizer in transformers 4 and 5.
+    with open(os.path.join(raw, "vocab.txt"), "w", encoding="utf-8") as fh:
+        fh.write("\n".join(vocab) + "\n")
+    with open(os.path.join(raw, "tokenizer_config.json"), "w", encoding="utf-8") as fh:
+        fh.write('{"tokenizer_class": "BertTokenizer", "do_lower_case": true}')
+    AutoTokenizer.from_pretrained(raw).save_pretrained(raw)
     transformer = Transformer(raw, max_seq_length=max_seq_length)
     modules: list[torch.nn.Module] = [transformer, Pooling(hidden, pooling_mode="mean")]
     if out_dim is not None:
