@@ -21,7 +21,6 @@ Framework-free: the caller ranks, this module only scores::
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ._turns import Turn
+from ._validate import json_objects
 
 __all__ = [
     "Case",
@@ -122,18 +122,7 @@ def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         raise FileNotFoundError(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
-        if not isinstance(record, dict):
-            raise ValueError(
-                f"{path}:{number}: expected a JSON object, got {type(record).__name__}"
-            )
-        yield number, record
+    yield from json_objects(lines, str(path))
 
 
 def _text_field(

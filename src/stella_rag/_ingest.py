@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ._errors import StellaRagError
+from ._validate import json_objects
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -117,17 +118,7 @@ def read_file(path: Path, *, text_field: str = "text") -> list[Passage]:
 
 
 def _read_jsonl(content: str, source: str, text_field: str) -> Iterator[Passage]:
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputFileError(f"{source}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise InputFileError(
-                f"{source}:{number}: expected a JSON object, got {type(record).__name__}"
-            )
+    for number, record in json_objects(content.splitlines(), source, InputFileError):
         text = record.get(text_field)
         if not isinstance(text, str):
             raise InputFileError(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -110,3 +111,23 @@ def check_metadata(metadata: Any, where: str) -> dict[str, Any] | None:
             raise ValueError(f"{where}: the value of {key!r} is {value}; it must be finite")
         out[key] = value
     return out or None
+
+
+def json_objects(
+    lines: Iterable[str], source: str, error: type[Exception] = ValueError
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The JSON objects of a JSON Lines text with their 1-based line numbers (blank lines skipped).
+
+    Raises ``error`` naming ``source`` and the line for invalid JSON or a value that is not an
+    object.
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{source}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise error(f"{source}:{number}: expected a JSON object, got {type(record).__name__}")
+        yield number, record
