@@ -536,13 +536,12 @@ class ChromaStore:
         rows = [check_vector(v, self.dim, f"query vector {i}") for i, v in enumerate(matrix)]
         if not rows:
             return []
-        n = min(k, self.count())
-        if n == 0:
-            return [Hits() for _ in rows]
+        # Chroma returns fewer than n_results when the collection holds fewer (none when empty),
+        # so no count() round trip is needed first.
         result = self._call(
             lambda: self.collection.query(
                 query_embeddings=np.stack(rows),
-                n_results=n,
+                n_results=k,
                 where=dict(where) if where else None,
                 where_document=dict(where_document) if where_document else None,
                 include=["documents", "metadatas", "distances"],
