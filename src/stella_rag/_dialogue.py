@@ -144,6 +144,7 @@ class DialogueEncoder:
         self._cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._costs: tuple[int, int] | None = None
 
     # --------------------------------------------------------------- properties
     @property
@@ -216,8 +217,7 @@ class DialogueEncoder:
         encoder = self.encoder
         budget = self.max_tokens
         labels = [self.label(t) for t in turns]
-        overhead = encoder.count_tokens([""])[0]  # [CLS] [SEP] or the model's equivalent
-        sep_cost = encoder.count_tokens([SEP], special_tokens=False)[0]
+        overhead, sep_cost = self._fixed_costs()
         # Walk back from the last turn, counting each turn once; stop when the budget is spent.
         total = overhead
         start = len(turns)
@@ -276,6 +276,19 @@ class DialogueEncoder:
                 return self.encoder.keep_last_tokens(piece, n)
             size *= 4
         return self.encoder.keep_last_tokens(text, n)
+
+    def _fixed_costs(self) -> tuple[int, int]:
+        """Tokens of an empty text ([CLS] [SEP] or the model's equivalent) and of one separator.
+
+        Counted once: every window, including each pair a strategy formats, needs them.
+        """
+        if self._costs is None:
+            encoder = self.encoder
+            self._costs = (
+                encoder.count_tokens([""])[0],
+                encoder.count_tokens([SEP], special_tokens=False)[0],
+            )
+        return self._costs
 
     def view(self, dialogue: str | Iterable[TurnLike]) -> DialogueView:
         """What a query strategy sees of the dialogue."""
