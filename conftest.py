@@ -55,3 +55,28 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaSe
     """A real `chroma run` on 127.0.0.1, stopped at the end of the session."""
     with ChromaServer(str(tmp_path_factory.mktemp("chroma-server"))) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_dialogue_model(models_dir: Path, tiny_model: str) -> str:
+    """A dialogue model trained by stella-rag (a few steps) for ``tiny_model``'s documents."""
+    from stella_rag.train import TrainConfig, parse_record, train_dialogue_encoder
+
+    pairs = [
+        parse_record(
+            {
+                "turns": [
+                    {"role": "user", "text": f"tell me about the {topic}"},
+                    {"role": "assistant", "text": f"the {topic} is popular"},
+                    {"role": "user", "text": "and the price?"},
+                ],
+                "rewrite": f"price of the {topic}",
+                "positive": f"the {topic} costs ten",
+            }
+        )
+        for topic in ("trail", "museum", "ferry", "kettle")
+    ]
+    out = models_dir / "tiny-trained-dialogue"
+    config = TrainConfig(max_steps=2, batch_size=4, augment=False, save_steps=100)
+    train_dialogue_encoder(SentenceEncoder(tiny_model), out, pairs, config=config, progress=False)
+    return str(out)

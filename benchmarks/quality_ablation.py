@@ -27,13 +27,12 @@ from typing import Any
 import numpy as np
 
 from stella_rag import STRATEGIES, DialogueEncoder, SentenceEncoder
-from stella_rag._eval import Case, EvalData, Report, evaluate, load_eval
-from stella_rag._strategies import DEFAULT_STRATEGY, ContextualStrategy
+from stella_rag._eval import Case, EvalData, K, Report, evaluate, load_eval
+from stella_rag.strategies import DEFAULT_STRATEGY, ContextualStrategy
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "eval" / "dev"
 CATEGORIES = ("ellipsis", "coreference", "topic_shift", "long_history", "distractor")
-K = 10
 
 # The grid for --split: each constant of the default strategy around its default.
 GRID = {

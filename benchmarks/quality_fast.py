@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from stella_rag import DialogueEncoder, SentenceEncoder
+from stella_rag._eval import K
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "eval" / "dev"
-K = 10
 
 
 def _read(path: Path) -> list[dict]:

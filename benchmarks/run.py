@@ -272,7 +272,9 @@ def bench_ingest(n: int, repeats: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------- 3. retrieval
-def bench_retrieval(collection_size: int, n_dialogues: int) -> dict[str, Any]:
+def bench_retrieval(
+    collection_size: int, n_dialogues: int, dialogue_model: str | None = None
+) -> dict[str, Any]:
     import numpy as np
 
     from stella_rag import ChromaStore, ConversationalRetriever, DialogueEncoder, SentenceEncoder
@@ -350,6 +352,37 @@ def bench_retrieval(collection_size: int, n_dialogues: int) -> dict[str, Any]:
         p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
         results[label] = {"p50_ms": p50, "p95_ms": p95, "turns": len(ms)}
         rows.append([label, p50, p95, len(ms)])
+    if dialogue_model is not None:
+        # A trained dialogue model: one encoder pass per turn. Its reference is a plain
+        # sentence-transformers encode of the same formatted text by the same model, no search.
+        # The two are timed turn by turn, alternately, so that load from other processes
+        # falls on both alike.
+        trained = DialogueEncoder(dialogue_model, general=default)
+        trained_st = trained.encoder.load()._load().model
+        ours = ConversationalRetriever(store, trained, k=4).retrieve
+        for d in warmup:
+            ours(d)
+            trained_st.encode([trained.format(d)])
+        timed: dict[str, list[float]] = {"ours": [], "plain": []}
+        for d in dialogues:
+            start = time.perf_counter()
+            ours(d)
+            timed["ours"].append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            trained_st.encode([trained.format(d)])
+            timed["plain"].append((time.perf_counter() - start) * 1000)
+        for key, label in (
+            ("plain", "plain SentenceTransformer.encode of the dialogue by the trained model"),
+            ("ours", "ConversationalRetriever (trained dialogue model, one pass, with search)"),
+        ):
+            ms = sorted(timed[key])
+            p50 = statistics.median(ms)
+            p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+            results[label] = {"p50_ms": p50, "p95_ms": p95, "turns": len(ms)}
+            rows.append([label, p50, p95, len(ms)])
+        ratio = statistics.median(timed["ours"]) / statistics.median(timed["plain"])
+        results["trained_p50_ratio_to_plain_encode"] = ratio
+        rows.append(["ratio: trained retriever p50 / its plain encode p50", ratio, "", ""])
     text = table(
         f"Conversational retrieval per turn: minilm, {store.count()} passages, dialogues of "
         f"{min(dialogue_tokens)}-{max(dialogue_tokens)} tokens",
@@ -487,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-encoder", default="fake", help="'fake' or 'minilm'")
     parser.add_argument("--stream-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--dialogue-model", default=None, help="a trained dialogue model folder (retrieval)"
+    )
     args = parser.parse_args(argv)
     if args.stream_child is not None:
         stream_child(args.stream_child, args.stream_encoder)
@@ -507,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     if "ingest" in only:
         out["ingest"] = bench_ingest(cfg["ingest"], repeats)
     if "retrieval" in only:
-        out["retrieval"] = bench_retrieval(cfg["collection"], cfg["dialogues"])
+        out["retrieval"] = bench_retrieval(cfg["collection"], cfg["dialogues"], args.dialogue_model)
     if "stream" in only:
         out["stream"] = bench_stream(args.stream_n or cfg["stream"], args.stream_encoder)
     target = args.json or HERE / "results" / f"{mode}.json"

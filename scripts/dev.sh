@@ -3,6 +3,7 @@
 #
 #   bash scripts/dev.sh demo    # offline demo: index examples/ into embedded Chroma, chat with it
 #   bash scripts/dev.sh test    # the whole test suite (core, Chroma, CLI, LangChain, LlamaIndex)
+#   bash scripts/dev.sh bench   # benchmarks/run.py with its peers installed (args go to run.py)
 #
 # The venv is .venv in the repository (override with STELLA_VENV). torch: where no NVIDIA GPU
 # is visible the CPU build is installed (torch==2.13.0); with a GPU, the default CUDA build.
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 task="${1:-}"
 shift || true
-case "$task" in demo|test) ;; *) echo "usage: bash scripts/dev.sh demo|test [args...]" >&2; exit 2 ;; esac
+case "$task" in demo|test|bench) ;; *) echo "usage: bash scripts/dev.sh demo|test|bench [args...]" >&2; exit 2 ;; esac
 
 venv="${STELLA_VENV:-.venv}"
 python="${PYTHON:-python3}"
@@ -30,14 +31,22 @@ fi
 
 packages=(-e ".[offline]")
 if [ "$task" = test ]; then
-  packages=(-e ".[offline,test,fast]")
+  packages=(-e ".[offline,test,fast,train,ray]")
   for pkg in integrations/*/; do
     if [ -f "$pkg/pyproject.toml" ]; then packages+=(-e "${pkg}[test]"); fi
+  done
+elif [ "$task" = bench ]; then
+  packages=(-e ".[offline,fast]" -r benchmarks/requirements.txt)
+  for pkg in integrations/*/; do
+    if [ -f "$pkg/pyproject.toml" ]; then packages+=(-e "$pkg"); fi
   done
 fi
 python -m pip install -q "${packages[@]}"
 
 if [ "$task" = demo ]; then
   exec python examples/demo.py "$@"
+fi
+if [ "$task" = bench ]; then
+  exec python benchmarks/run.py "$@"
 fi
 exec python -m pytest -q "$@"

@@ -196,3 +196,63 @@ def test_earlier_turns_are_not_encoded_again() -> None:
     np.testing.assert_allclose(uncached.encode(chat), first, atol=1e-6)
     with pytest.raises(ValueError, match="cache_size must be an integer >= 0"):
         DialogueEncoder(general=fake, cache_size=-1)
+
+
+def test_explain_says_what_is_encoded(tiny: SentenceEncoder) -> None:
+    from stella_rag import DialogueExplanation
+
+    turns = [
+        ("system", "be brief"),
+        ("user", "the old bridge over the river was built long ago"),
+        ("assistant", "yes it is very old"),
+        ("user", "is the museum open on monday"),
+    ]
+    de = DialogueEncoder(general=tiny, max_tokens=16, strategy="pairwise")
+    explained = de.explain(turns)
+    assert isinstance(explained, DialogueExplanation)
+    assert explained.window == de.window(turns)
+    assert explained.dropped_labels == (
+        "A: the old bridge over the river was built long ago",
+        "B: yes it is very old",
+    )
+    assert [t.role for t in explained.dropped_turns] == ["user", "assistant"]
+    assert explained.strategy == "pairwise" and explained.max_tokens == 16
+    assert explained.texts[0] == "is the museum open on monday"
+    assert len(explained.texts) == 3  # the last turn, and its pair with each earlier turn
+    data = explained.to_dict()
+    assert data["encoded"] == list(explained.texts) and data["dropped"] == 2
+    assert data["dropped_turns"][1] == {"role": "assistant", "text": "yes it is very old"}
+    card = DialogueEncoder(general=tiny, strategy="dialogue").explain(BASKETBALL)
+    assert card.texts == (card.window.text,) and card.dropped_labels == ()
+
+
+def test_one_text_strategy_tokenizes_the_dialogue_once(
+    tiny: SentenceEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window counts the text's tokens; the forward pass reuses them (no second pass)."""
+    runner = tiny._runner
+    real = runner.tokenizer
+    calls: list[list[str]] = []
+
+    class Counting:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+        def __call__(self, texts: list[str], **kwargs: object) -> object:
+            calls.append(list(texts))
+            return self.inner(texts, **kwargs)  # type: ignore[operator]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(runner, "tokenizer", lambda task=None: Counting(real(task)))
+    de = DialogueEncoder(general=tiny, strategy="dialogue", cache_size=0)
+    chat = [("user", "is the museum open on monday"), ("assistant", "yes"), ("user", "price")]
+    vector = de.encode(chat)
+    text = de.format(chat)
+    assert calls[0] == [text] and len(calls) == 2  # encode's count, then format's own
+    calls.clear()
+    assert np.allclose(vector, tiny.encode_queries([text])[0], atol=1e-5)
+    assert calls == []  # just counted by format(): the pass reused its tokens
+    np.testing.assert_allclose(vector, tiny.encode_queries([text + " "])[0], atol=1e-5)
+    assert calls == [[text + " "]]  # an uncounted text is tokenized by the pass

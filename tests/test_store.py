@@ -189,3 +189,121 @@ def test_from_collection_object(
     assert store.search(DOCS[1], k=1)[0].text == DOCS[1]
     with pytest.raises(EncoderMismatchError):
         ChromaStore.from_collection(raw, encoder=FakeEncoder(dim=48))
+
+
+# ------------------------------------------------------------------ open / record_encoder
+def test_open_rebuilds_the_recorded_encoder(tiny_model: str, tmp_path: Path) -> None:
+    from stella_rag import CollectionNotFoundError
+
+    written = ChromaStore(
+        "recorded",
+        encoder=SentenceEncoder(tiny_model, device="cpu", truncate_dim=32),
+        path=tmp_path,
+    )
+    written.add(DOCS)
+    store = ChromaStore.open("recorded", path=tmp_path, device="cpu")
+    assert store.encoder.model_id == written.encoder.model_id
+    assert store.encoder.truncate_dim == 32 and store.dim == 32
+    assert store.search(DOCS[2], k=1)[0].text == DOCS[2]
+    with pytest.raises(EncoderMismatchError, match="truncate_dim=32"):
+        ChromaStore.open("recorded", path=tmp_path, encoder=tiny_model, device="cpu")
+    with pytest.raises(CollectionNotFoundError, match=r"no collection 'nope'.*'recorded'") as info:
+        ChromaStore.open("nope", path=tmp_path)
+    assert info.value.available == ["recorded"] and info.value.name == "nope"
+    created = ChromaStore.open("new", path=tmp_path, encoder=FakeEncoder(48), create=True)
+    assert created.count() == 0
+    with pytest.raises(TypeError, match="need a model name"):
+        ChromaStore.open("new", path=tmp_path, encoder=FakeEncoder(48), device="cpu")
+
+
+def test_open_reads_the_chroma_embedding_function_config(tiny_model: str, tmp_path: Path) -> None:
+    """A collection made through StellaEmbeddingFunction records its arguments, not metadata."""
+    from stella_rag import connect
+    from stella_rag.chroma import StellaEmbeddingFunction
+
+    client = connect(tmp_path)
+    ef = StellaEmbeddingFunction(tiny_model, device="cpu", normalize=False)
+    raw: Any = client.create_collection("by-ef", embedding_function=ef)  # type: ignore[arg-type]
+    raw.add(ids=["a", "b"], documents=DOCS[:2])
+    store = ChromaStore.open("by-ef", client=client, device="cpu")
+    assert store.encoder.model_id == ef.encoder.model_id
+    assert store.encoder.normalize is False
+
+
+def test_record_encoder_of_a_foreign_collection(tiny: SentenceEncoder, tmp_path: Path) -> None:
+    import warnings
+
+    from stella_rag import StellaRagWarning, connect
+
+    client = connect(tmp_path)
+    foreign = client.create_collection("foreign", metadata={"owner": "me"})
+    foreign.add(ids=["x", "y"], embeddings=tiny.encode_documents(DOCS[:2]), documents=DOCS[:2])
+    store = ChromaStore("foreign", encoder=tiny, client=client)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        store.record_encoder()
+        store.record_encoder()  # a second call does nothing
+        assert store.search(DOCS[0], k=1)[0].id == "x"
+    meta = client.get_collection("foreign").metadata
+    assert meta["stella_rag:model_id"] == tiny.model_id and meta["owner"] == "me"
+    assert ChromaStore.open("foreign", client=client).encoder.model_id == tiny.model_id
+    with pytest.warns(StellaRagWarning):  # ... while a collection recording nothing warns once
+        other = client.create_collection("other")
+        other.add(ids=["x"], embeddings=tiny.encode_documents(DOCS[:1]), documents=DOCS[:1])
+        ChromaStore("other", encoder=tiny, client=client).search(DOCS[0], k=1)
+
+
+# ------------------------------------------------------------------------- the fault table
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (ConnectionRefusedError("refused"), "unreachable"),
+        (Exception("Could not connect to a Chroma server"), "unreachable"),
+        (type("ReadTimeout", (Exception,), {})("slow"), "unreachable"),
+        (type("NotFoundError", (Exception,), {})("Collection x does not exist"), "not_found"),
+        (Exception("attempt to write a readonly database"), "storage"),
+        (OSError(28, "No space left on device"), "storage"),
+        (Exception("disk I/O error"), "storage"),
+        (PermissionError("Permission denied"), "storage"),
+        (type("InternalError", (Exception,), {})("boom"), "storage"),
+        (ValueError("a plain mistake"), None),
+    ],
+)
+def test_one_table_maps_foreign_faults(exc: BaseException, kind: str | None) -> None:
+    from stella_rag import StoreError, _client
+
+    fault = _client.classify(exc)
+    assert (fault.kind if fault else None) == kind
+    assert _client.classify(StoreError("ours")) is None
+
+
+def test_chromadb_errors_are_classified_by_the_table() -> None:
+    from chromadb.errors import InvalidArgumentError, NotFoundError
+
+    from stella_rag import _client
+
+    assert _client.classify(NotFoundError("Collection [x] does not exist")).kind == "not_found"
+    assert _client.classify(InvalidArgumentError("bad")).kind == "chroma"
+
+
+def test_storage_fault_becomes_store_error_and_retry_gives_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stella_rag import StoreError, StoreUnavailableError, _client
+
+    def full() -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(StoreError, match="ran out of disk space") as info:
+        _client.call(full, collection="c")
+    assert info.value.report is None
+    monkeypatch.setattr(_client, "_RETRY_DELAYS_S", (0.0, 0.0))
+    calls = []
+
+    def down() -> None:
+        calls.append(1)
+        raise ConnectionRefusedError("refused")
+
+    with pytest.raises(StoreUnavailableError, match="stopped answering"):
+        _client.call(down, collection="c")
+    assert len(calls) == 3

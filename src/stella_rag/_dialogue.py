@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from ._encoder import SentenceEncoder, resolve_encoder
+from ._encoder import Encoder, SentenceEncoder, TokenCounter, resolve_encoder
 from ._errors import EmptyDialogueError, EncoderMismatchError
 from ._models import MODEL_ALIASES, resolve_model
+from ._pairing import DialogueModelInfo, check_pair, only_installed_code, read_info
 from ._strategies import DialogueView, QueryStrategy, get_strategy
 from ._turns import Turn, TurnLike, normalize_turns
 
-__all__ = ["DEFAULT_ROLES", "SEP", "DialogueEncoder", "DialogueWindow"]
+__all__ = ["DEFAULT_ROLES", "SEP", "DialogueEncoder", "DialogueExplanation", "DialogueWindow"]
 
 SEP = "[SEP]"
 """The separator the Stella dialogue model was trained with."""
@@ -33,10 +35,27 @@ _CHARS_PER_TOKEN = 16
 """A text longer than this many characters per budget token is first looked at by its end
 (a 1 MB message is not tokenized whole just to learn that it does not fit)."""
 
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_CHARS_PER_OTHER_TOKEN = 4
+"""For the guess of whether a whole dialogue fits: a CJK character is about one token, and
+about this many other characters make one (4 is on the short side for English, so that a
+dialogue guessed to fit nearly always does)."""
+
 # The general encoder each dedicated dialogue model was trained to match (Stella card, 4.3).
 _PAIRED_GENERAL = {
     MODEL_ALIASES["stella-dialogue-zh"]: "stella-large-zh",
 }
+
+
+def _trained_info(model: object) -> DialogueModelInfo | None:
+    """The stella-rag metadata of a trained dialogue model given as a folder or encoder."""
+    if model is None:
+        return None
+    if isinstance(model, (str, os.PathLike)):
+        source = resolve_model(model)
+        return read_info(source.location) if source.is_local else None
+    model_id = getattr(model, "model_id", None)
+    return read_info(model_id) if isinstance(model_id, str) and os.path.isdir(model_id) else None
 
 
 def _is_cjk(char: str) -> bool:
@@ -76,6 +95,42 @@ class DialogueWindow:
     tokens: int
 
 
+@dataclass(frozen=True)
+class DialogueExplanation:
+    """What :meth:`DialogueEncoder.explain` reports about one dialogue.
+
+    Attributes:
+        window: the dialogue text formatted to fit the budget (see :class:`DialogueWindow`).
+        dropped_turns: the earliest turns left out to fit, oldest first.
+        dropped_labels: the same turns as ``"{ROLE}: {TEXT}"``.
+        max_tokens: the token budget.
+        strategy: the name of the query strategy.
+        texts: the texts the strategy encodes for this dialogue (``[window.text]`` for
+            ``"dialogue"``; the last turn, its pairs and the history for ``"contextual"``).
+    """
+
+    window: DialogueWindow
+    dropped_turns: tuple[Turn, ...]
+    dropped_labels: tuple[str, ...]
+    max_tokens: int
+    strategy: str
+    texts: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The explanation as plain JSON-ready data."""
+        return {
+            "text": self.window.text,
+            "tokens": self.window.tokens,
+            "max_tokens": self.max_tokens,
+            "turns": len(self.window.turns),
+            "dropped": self.window.dropped,
+            "dropped_turns": [{"role": t.role, "text": t.text} for t in self.dropped_turns],
+            "truncated_last": self.window.truncated_last,
+            "strategy": self.strategy,
+            "encoded": list(self.texts),
+        }
+
+
 class DialogueEncoder:
     """Encodes a chat so that its vector stands for a rewrite of the last turn.
 
@@ -107,7 +162,7 @@ class DialogueEncoder:
         self,
         model: str | os.PathLike[str] | SentenceEncoder | None = None,
         *,
-        general: str | os.PathLike[str] | SentenceEncoder | None = None,
+        general: str | os.PathLike[str] | Encoder | None = None,
         max_tokens: int | None = None,
         roles: Mapping[str, str] | None = None,
         strategy: str | QueryStrategy | None = None,
@@ -118,16 +173,32 @@ class DialogueEncoder:
             not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 8
         ):
             raise ValueError(f"max_tokens must be an integer of at least 8, got {max_tokens!r}")
+        # A model trained by stella-rag names its general model, roles and budget beside it.
+        self.info = _trained_info(model)
+        if self.info is not None:
+            roles = self.info.roles if roles is None else roles
+            max_tokens = self.info.max_tokens if max_tokens is None else max_tokens
         self._roles = dict(DEFAULT_ROLES if roles is None else roles)
         for role, label in self._roles.items():
             if not isinstance(label, str) or not label.strip():
                 raise ValueError(f"roles[{role!r}] must be a non-empty string, got {label!r}")
         if general is None and model is not None and not isinstance(model, SentenceEncoder):
-            general = _PAIRED_GENERAL.get(resolve_model(model).model_id)
-        self.general: Any = resolve_encoder(general, **encoder_kwargs)
-        self.dialogue_model: Any = (
-            None if model is None else resolve_encoder(model, **encoder_kwargs)
+            general = (
+                self.info.general_model
+                if self.info is not None
+                else _PAIRED_GENERAL.get(resolve_model(model).model_id)
+            )
+        self.general: TokenCounter = resolve_encoder(general, **encoder_kwargs)
+        dialogue_kwargs = dict(encoder_kwargs)
+        if self.info is not None and isinstance(model, (str, os.PathLike)):
+            # Its pooling is stella_rag.modules.LastTurnPooling: installed code, not the model's.
+            folder = resolve_model(model).location
+            dialogue_kwargs.setdefault("trust_remote_code", only_installed_code(folder))
+        self.dialogue_model: TokenCounter | None = (
+            None if model is None else resolve_encoder(model, **dialogue_kwargs)
         )
+        if self.info is not None and self.dialogue_model is not None:
+            check_pair(self.info, self.general, self.dialogue_model.model_id)
         if self.dialogue_model is not None and self.dialogue_model.dim != self.general.dim:
             raise EncoderMismatchError(
                 f"the dialogue model {self.dialogue_model.model_id!r} makes "
@@ -148,7 +219,7 @@ class DialogueEncoder:
 
     # --------------------------------------------------------------- properties
     @property
-    def encoder(self) -> Any:
+    def encoder(self) -> TokenCounter:
         """The encoder that embeds the dialogue side."""
         return self.dialogue_model if self.dialogue_model is not None else self.general
 
@@ -217,6 +288,15 @@ class DialogueEncoder:
         encoder = self.encoder
         budget = self.max_tokens
         labels = [self.label(t) for t in turns]
+        # A chat that clearly fits costs one count of its text, whose tokens the forward pass
+        # then reuses (the runner keeps the last few texts counted, tokenized). Otherwise the
+        # walk below counts each turn once, and the pass reuses its final count.
+        text = SEP.join(labels)
+        cjk = len(_CJK_CHAR.findall(text))
+        if cjk + (len(text) - cjk) / _CHARS_PER_OTHER_TOKEN <= budget:
+            tokens = encoder.count_tokens([text])[0]
+            if tokens <= budget:
+                return DialogueWindow(text, tuple(turns), 0, False, tokens)
         overhead, sep_cost = self._fixed_costs()
         # Walk back from the last turn, counting each turn once; stop when the budget is spent.
         total = overhead
@@ -297,10 +377,23 @@ class DialogueEncoder:
             turns=turns, format=lambda ts: self._window(list(ts)).text, label=self.label
         )
 
+    def explain(self, dialogue: str | Iterable[TurnLike]) -> DialogueExplanation:
+        """What is encoded for a dialogue: its window, the turns dropped, the strategy's texts."""
+        turns = self.turns(dialogue)
+        window = self._window(turns)
+        return DialogueExplanation(
+            window=window,
+            dropped_turns=tuple(turns[: window.dropped]),
+            dropped_labels=tuple(self.label(t) for t in turns[: window.dropped]),
+            max_tokens=self.max_tokens,
+            strategy=self.strategy.name,
+            texts=tuple(self.strategy.plan(self.view(turns))),
+        )
+
     # ----------------------------------------------------------------- encoding
     def encode(self, dialogue: str | Iterable[TurnLike]) -> np.ndarray:
         """One query vector, shape ``(dim,)``, for the dialogue's last turn in context."""
-        return self.encode_many([dialogue])[0]
+        return self._encode_views([self.view(dialogue)])[0]  # errors without "dialogue 0:"
 
     def encode_many(self, dialogues: Iterable[str | Iterable[TurnLike]]) -> np.ndarray:
         """Query vectors for many dialogues, shape ``(n, dim)``, in one batched pass."""
@@ -314,8 +407,12 @@ class DialogueEncoder:
                 views.append(self.view(dialogue))
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"dialogue {i}: {exc}") from exc
+        return self._encode_views(views)
+
+    def _encode_views(self, views: list[DialogueView]) -> np.ndarray:
         if not views:
-            return np.empty((0, self.dim if self.encoder.is_loaded else 0), dtype=np.float32)
+            loaded = getattr(self.encoder, "is_loaded", True)  # dim would load the weights
+            return np.empty((0, self.dim if loaded else 0), dtype=np.float32)
         plans = [self.strategy.plan(v) for v in views]
         flat = [text for plan in plans for text in plan]
         vectors = self._encode_texts(flat)

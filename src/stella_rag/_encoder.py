@@ -4,21 +4,69 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._models import Backend, LoadedModel, Precision, load_model, resolve_device, resolve_model
+from ._models import (
+    Backend,
+    LoadedModel,
+    Precision,
+    default_precision,
+    load_model,
+    resolve_device,
+    resolve_model,
+)
+from ._pool import DevicePool, device_pool, parse_devices
 from ._runner import ModelRunner, runner_for
 from ._validate import check_texts
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-__all__ = ["SentenceEncoder"]
+__all__ = ["DEFAULT_MODEL", "Encoder", "SentenceEncoder", "TokenCounter"]
 
 DEFAULT_MODEL = "stella-large-zh"
+"""The document encoder used wherever none is named (CLI, ChromaStore.open, the adapters)."""
+
+Side = Literal["query", "document"]
+
+# The prompts sentence-transformers' encode_query / encode_document try, in this order.
+_PROMPT_NAMES: dict[Side, tuple[str, ...]] = {
+    "query": ("query",),
+    "document": ("document", "passage", "corpus"),
+}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What stella-rag needs of a document encoder: two sides, a dimension and an id.
+
+    :class:`SentenceEncoder` is one; :class:`stella_rag.testing.FakeEncoder` is another.
+    """
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TokenCounter(Encoder, Protocol):
+    """An :class:`Encoder` that also counts tokens, as the dialogue side's windowing needs."""
+
+    @property
+    def max_seq_length(self) -> int: ...
+
+    def count_tokens(self, texts: Sequence[str], *, special_tokens: bool = True) -> list[int]: ...
+
+    def keep_last_tokens(self, text: str, n: int) -> str: ...
 
 
 def _full_dim(model: Any) -> int | None:
@@ -38,7 +86,10 @@ class SentenceEncoder:
 
     Args:
         model: a short alias (``"stella-large-zh"``, ``"minilm"``, ...), a hub id or a folder.
-        device: ``"cuda"``, ``"mps"``, ``"cpu"``...; default: CUDA, else MPS, else CPU.
+        device: ``"cuda"``, ``"mps"``, ``"cpu"``...; default: CUDA, else MPS, else CPU. A list
+            of devices (``["cuda:0", "cuda:1"]``) encodes on all of them through
+            sentence-transformers' multi-process pool, started on first use and kept (see
+            :meth:`close`).
         precision: ``"float32"``, ``"float16"`` or ``"bfloat16"``; default float16 on CUDA,
             float32 elsewhere.
         batch_size: at most this many texts per forward pass (default 64 on CPU, 512 on GPU).
@@ -61,7 +112,7 @@ class SentenceEncoder:
         self,
         model: str | os.PathLike[str] = DEFAULT_MODEL,
         *,
-        device: str | None = None,
+        device: str | Sequence[str] | None = None,
         precision: Precision | None = None,
         batch_size: int | None = None,
         max_seq_length: int | None = None,
@@ -72,6 +123,19 @@ class SentenceEncoder:
         trust_remote_code: bool = False,
     ) -> None:
         self._source = resolve_model(model)
+        devices = parse_devices(device)
+        if devices is not None and len(devices) > 1 and backend != "torch":
+            raise ValueError(
+                f"several devices ({list(devices)}) need backend='torch', got {backend!r}"
+            )
+        # Several devices: the pool's processes run the forward passes; this process keeps a
+        # copy on the CPU (tokenizer, dimension), in the precision the pool's copies get.
+        self._pool_devices = devices if devices is not None and len(devices) > 1 else None
+        self._load_device: str | None = "cpu" if self._pool_devices else None
+        if self._pool_devices is None and devices:
+            self._load_device = devices[0]
+        elif self._pool_devices is None and isinstance(device, str):
+            self._load_device = device
         for name, value in (
             ("batch_size", batch_size),
             ("max_seq_length", max_seq_length),
@@ -102,8 +166,8 @@ class SentenceEncoder:
         if self._loaded is None:
             self._loaded = load_model(
                 self._model_arg,
-                device=self._device_arg,
-                precision=self._precision,
+                device=self._load_device,
+                precision=self._precision if self._pool_devices is None else self.precision,
                 backend=self._backend,
                 cache_folder=self._cache_folder,
                 trust_remote_code=self._trust_remote_code,
@@ -121,13 +185,42 @@ class SentenceEncoder:
         return runner_for(self._load())
 
     def load(self) -> SentenceEncoder:
-        """Load the weights now rather than on first use."""
+        """Load the weights now rather than on first use (and start a multi-device pool)."""
         self._load()
+        if self._pool_devices is not None:
+            self._device_pool().start()
         return self
+
+    def _device_pool(self) -> DevicePool:
+        assert self._pool_devices is not None
+        return device_pool(self._load(), self._pool_devices)
+
+    def close(self) -> None:
+        """Stop the worker processes of a multi-device encoder (shared with every encoder of the
+        same model and devices; the next call starts them again). Nothing to do otherwise."""
+        if self._pool_devices is not None and self._loaded is not None:
+            self._device_pool().stop()
 
     @property
     def is_loaded(self) -> bool:
         return self._loaded is not None
+
+    def get_config(self) -> dict[str, Any]:
+        """The arguments this encoder was made with: ``SentenceEncoder(**config)`` makes it
+        again (in another process, for example a Ray actor)."""
+        device = self._device_arg
+        return {
+            "model": os.fspath(self._model_arg),
+            "device": list(device) if isinstance(device, (list, tuple)) else device,
+            "precision": self._precision,
+            "batch_size": self._batch_size,
+            "max_seq_length": self._max_seq_length,
+            "truncate_dim": self._truncate_dim,
+            "normalize": self.normalize,
+            "cache_folder": self._cache_folder,
+            "backend": self._backend,
+            "trust_remote_code": self._trust_remote_code,
+        }
 
     # --------------------------------------------------------------- properties
     @property
@@ -137,15 +230,23 @@ class SentenceEncoder:
 
     @property
     def device(self) -> str:
+        """Where the forward passes run (the first device of a multi-device encoder)."""
+        if self._pool_devices is not None:
+            return self._pool_devices[0]
         if self._loaded is not None:
             return self._loaded.device
-        return resolve_device(self._device_arg)
+        return resolve_device(self._load_device)
 
     @property
-    def precision(self) -> str:
+    def devices(self) -> tuple[str, ...]:
+        """Every device the forward passes run on."""
+        return self._pool_devices or (self.device,)
+
+    @property
+    def precision(self) -> Precision:
         if self._loaded is not None:
             return self._loaded.precision
-        return self._precision or ("float16" if self.device.startswith("cuda") else "float32")
+        return self._precision or default_precision(self.device)
 
     @property
     def backend(self) -> str:
@@ -178,24 +279,42 @@ class SentenceEncoder:
 
     @property
     def tokenizer(self) -> Any:
-        return self._load().model.tokenizer
+        """The tokenizer of the query side (the same as the document side's, unless the model is
+        a ``Router`` whose routes tokenize differently)."""
+        return self._runner.tokenizer("query")
 
     def __repr__(self) -> str:
         return (
-            f"SentenceEncoder({self.model_id!r}, device={self.device!r}, "
+            f"SentenceEncoder({self.model_id!r}, "
+            f"device={list(self.devices) if self._pool_devices else self.device!r}, "
             f"precision={self.precision!r}, normalize={self.normalize})"
         )
 
     # ----------------------------------------------------------------- encoding
-    def _prompt(self, side: str) -> str:
-        prompts = getattr(self._load().model, "prompts", None) or {}
-        return str(prompts.get(side) or "")
+    def _prompt(self, side: Side) -> str:
+        """The prompt put before each text of one side, as ``encode_query`` /
+        ``encode_document`` of sentence-transformers choose it: the model's ``"query"`` prompt
+        for queries; its ``"document"``, else ``"passage"``, else ``"corpus"`` prompt for
+        documents; else its default prompt; else none."""
+        model = self._load().model
+        prompts = getattr(model, "prompts", None) or {}
+        for name in _PROMPT_NAMES[side]:
+            if name in prompts:
+                return str(prompts[name] or "")
+        default = getattr(model, "default_prompt_name", None)
+        return str(prompts.get(default) or "") if default else ""
 
-    def _submit(self, texts: list[str], side: str) -> Future[np.ndarray]:
+    def _submit(
+        self, texts: list[str], side: Side, on_progress: Callable[[int], None] | None = None
+    ) -> Future[np.ndarray]:
         prompt = self._prompt(side)
         if prompt:
             texts = [prompt + t for t in texts]
-        return self._runner.submit(texts, self.max_seq_length, self.batch_size)
+        if self._pool_devices is not None:
+            return self._device_pool().submit(texts, self.max_seq_length, self.batch_size, side)
+        return self._runner.submit(
+            texts, self.max_seq_length, self.batch_size, task=side, on_rows=on_progress
+        )
 
     def _finish(self, vectors: np.ndarray) -> np.ndarray:
         if self._truncate_dim is not None:
@@ -207,13 +326,15 @@ class SentenceEncoder:
     def _empty(self) -> np.ndarray:
         return np.empty((0, self.dim if self.is_loaded else 0), dtype=np.float32)
 
-    def _encode(self, texts: Sequence[str], side: str) -> np.ndarray:
+    def _encode(
+        self, texts: Sequence[str], side: Side, on_progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         items = check_texts(texts)
         if not items:
             return self._empty()
-        return self._finish(self._submit(items, side).result())
+        return self._finish(self._submit(items, side, on_progress).result())
 
-    async def _aencode(self, texts: Sequence[str], side: str) -> np.ndarray:
+    async def _aencode(self, texts: Sequence[str], side: Side) -> np.ndarray:
         items = check_texts(texts)
         if not items:
             return self._empty()
@@ -221,9 +342,16 @@ class SentenceEncoder:
             await asyncio.to_thread(self._load)
         return self._finish(await asyncio.wrap_future(self._submit(items, side)))
 
-    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed passages: a float32 array of shape ``(len(texts), dim)``."""
-        return self._encode(texts, "document")
+    def encode_documents(
+        self, texts: Sequence[str], *, on_progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Embed passages: a float32 array of shape ``(len(texts), dim)``.
+
+        Args:
+            on_progress: called (from the model's worker thread) after each forward pass with
+                how many more of ``texts`` are encoded.
+        """
+        return self._encode(texts, "document", on_progress)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed queries (uses the model's ``"query"`` prompt when it has one)."""
@@ -242,10 +370,7 @@ class SentenceEncoder:
         """How many tokens the model's tokenizer makes of each text (no truncation)."""
         if not texts:
             return []
-        ids = self.tokenizer(
-            list(texts), add_special_tokens=special_tokens, truncation=False, verbose=False
-        )["input_ids"]
-        return [len(x) for x in ids]
+        return self._runner.count_tokens(list(texts), special_tokens=special_tokens)
 
     def keep_last_tokens(self, text: str, n: int) -> str:
         """The end of ``text`` that makes at most ``n`` tokens (no special tokens)."""
@@ -274,13 +399,36 @@ def same_model(a: object, b: object) -> bool:
 
 
 def resolve_encoder(encoder: Any, **kwargs: Any) -> Any:
-    """An encoder instance from an encoder or a model name."""
+    """An encoder instance from an encoder (any :class:`Encoder`) or a model name."""
     if encoder is None or isinstance(encoder, (str, os.PathLike)):
         return SentenceEncoder(encoder if encoder is not None else DEFAULT_MODEL, **kwargs)
     for attr in ("encode_documents", "encode_queries", "dim", "model_id"):
-        if not hasattr(encoder, attr):
+        if not hasattr(encoder, attr):  # before isinstance(Encoder): that would read dim
             raise TypeError(
                 f"encoder must be a SentenceEncoder, a model name or an object with {attr!r}; "
                 f"got {type(encoder).__name__}"
             )
     return encoder
+
+
+def describe_model(name: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
+    """A model's id and, when it loads, its dimension, sequence length, device and precision.
+
+    A model that cannot be loaded is described with ``available: False`` and the ``error``.
+    """
+    from ._errors import StellaRagError
+
+    encoder = SentenceEncoder(name, **kwargs)
+    entry: dict[str, Any] = {"name": os.fspath(name), "model_id": encoder.model_id}
+    try:
+        encoder.load()
+    except StellaRagError as exc:
+        return {**entry, "available": False, "error": " ".join(str(exc).split())}
+    return {
+        **entry,
+        "available": True,
+        "dim": encoder.dim,
+        "max_seq_length": encoder.max_seq_length,
+        "device": encoder.device,
+        "precision": encoder.precision,
+    }

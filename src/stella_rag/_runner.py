@@ -9,6 +9,11 @@ error shows up on the first batch), and cut into batches by a token budget: shor
 large batches, long ones in small batches, with little padding. A CUDA out-of-memory error
 splits the batch in two and runs the halves; nothing is dropped and nothing sleeps.
 
+Each request names its side, ``"query"`` or ``"document"``: the ``task`` that
+sentence-transformers' ``encode_query`` / ``encode_document`` pass. For a model whose first
+module is a ``Router`` (query and document routes), the texts are tokenized by their route's
+tokenizer and the forward pass takes their route; other models ignore the side.
+
 With ``backend="onnx-int8"`` the same batches go to an ONNX Runtime session instead of torch.
 """
 
@@ -17,11 +22,11 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -47,13 +52,24 @@ mixed length with MiniLM this took the encode from 4.1 s (batches cut by the tok
 alone) to 2.6 s."""
 _GPU_BATCH_TOKENS = 65_536
 
+_MEMO_TEXTS = 64
+"""Texts counted by :meth:`ModelRunner.count_tokens` whose tokens are kept for a forward pass.
+A dialogue window counts the text it is about to encode; the pass then does not tokenize it
+again. Only small counts (at most ``_MEMO_BATCH`` texts) are kept."""
+_MEMO_BATCH = 8
+
+
+Task = Literal["query", "document"]
+
 
 @dataclass
 class _Request:
     texts: list[str]
     max_len: int
     batch_size: int
+    task: Task | None = None
     future: Future[np.ndarray] = field(default_factory=Future)
+    on_rows: Callable[[int], None] | None = None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -81,15 +97,103 @@ class ModelRunner:
         self._peak = 0
         self._passes = 0
         self._oom_splits = 0
+        self._memo: OrderedDict[tuple[Task | None, str], dict[str, Any]] = OrderedDict()
+        self._memo_lock = threading.Lock()
         self.forward: Callable[[dict[str, Any]], Any] = self._default_forward
 
     # ----------------------------------------------------------------- public
-    def submit(self, texts: list[str], max_len: int, batch_size: int) -> Future[np.ndarray]:
-        """Queue texts for encoding; the future's result is a float32 array (unnormalised)."""
-        request = _Request(texts, max_len, batch_size)
+    def submit(
+        self,
+        texts: list[str],
+        max_len: int,
+        batch_size: int,
+        *,
+        task: Task | None = None,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> Future[np.ndarray]:
+        """Queue texts for encoding; the future's result is a float32 array (unnormalised).
+
+        ``task`` is the side (``"query"`` or ``"document"``): the route of a ``Router`` model.
+        ``on_rows`` is called on the worker after each forward pass with how many of these texts
+        it encoded, so that a progress bar moves more often than once per request.
+        """
+        request = _Request(texts, max_len, batch_size, task, on_rows=on_rows)
         self._ensure_thread()
         self._queue.put(request)
         return request.future
+
+    @property
+    def router(self) -> Any:
+        """The model's ``Router`` module when it routes queries and documents, else ``None``."""
+        model = self.loaded.model
+        try:
+            first = model[0]
+        except (TypeError, IndexError, KeyError):
+            return None
+        return first if hasattr(first, "sub_modules") and hasattr(first, "default_route") else None
+
+    def count_tokens(
+        self, texts: list[str], *, special_tokens: bool = True, task: Task | None = "query"
+    ) -> list[int]:
+        """Tokens of each text by the side's tokenizer (no truncation).
+
+        The tokens of a few texts counted with special tokens are kept, so that encoding one of
+        them next does not tokenize it again.
+        """
+        enc = self.tokenizer(task)(
+            texts, add_special_tokens=special_tokens, truncation=False, verbose=False
+        )
+        if special_tokens and len(texts) <= _MEMO_BATCH:
+            with self._memo_lock:
+                for i, text in enumerate(texts):
+                    self._memo[(task, text)] = {key: enc[key][i] for key in enc}
+                    self._memo.move_to_end((task, text))
+                while len(self._memo) > _MEMO_TEXTS:
+                    self._memo.popitem(last=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def _tokenize(
+        self, tokenizer: Any, texts: list[str], max_len: int, task: Task | None
+    ) -> dict[str, list[Any]]:
+        """Tokenize for a forward pass, reusing the tokens of texts counted just before."""
+        known: dict[int, dict[str, Any]] = {}
+        if self._memo:
+            with self._memo_lock:
+                for i, text in enumerate(texts):
+                    found = self._memo.get((task, text))
+                    if found is not None and len(found["input_ids"]) <= max_len:
+                        known[i] = found
+        rest = [i for i in range(len(texts)) if i not in known]
+        fresh: Any = {}
+        if rest:
+            fresh = tokenizer(
+                [texts[i] for i in rest],
+                add_special_tokens=True,
+                truncation=True,
+                max_length=max_len,
+            )
+            if not known:
+                return {key: list(values) for key, values in fresh.items()}
+        keys = list(fresh) if rest else list(next(iter(known.values())))
+        out: dict[str, list[Any]] = {key: [None] * len(texts) for key in keys}
+        for i, found in known.items():
+            for key in keys:
+                out[key][i] = found[key]
+        for j, i in enumerate(rest):
+            for key in keys:
+                out[key][i] = fresh[key][j]
+        return out
+
+    def tokenizer(self, task: Task | None = None) -> Any:
+        """The tokenizer of one side: its route's for a ``Router`` model, else the model's."""
+        router = self.router
+        if router is not None:
+            route = router._resolve_route(task=task)
+            for module in router.sub_modules[route]:
+                found = getattr(module, "tokenizer", None)
+                if found is not None:
+                    return found
+        return getattr(self.loaded.model, "tokenizer", None)
 
     def stats(self) -> dict[str, int]:
         with self._stats_lock:
@@ -121,17 +225,21 @@ class ModelRunner:
                     break
                 group.append(request)
                 waiting += len(request.texts)
-            buckets: dict[tuple[int, int], list[_Request]] = defaultdict(list)
+            buckets: dict[tuple[int, int, Task | None], list[_Request]] = defaultdict(list)
             for request in group:
                 if request.future.set_running_or_notify_cancel():
-                    buckets[(request.max_len, request.batch_size)].append(request)
-            for (max_len, batch_size), requests in buckets.items():
-                self._serve(requests, max_len, batch_size)
+                    key = (request.max_len, request.batch_size, request.task)
+                    buckets[key].append(request)
+            for (max_len, batch_size, task), requests in buckets.items():
+                self._serve(requests, max_len, batch_size, task)
 
-    def _serve(self, requests: list[_Request], max_len: int, batch_size: int) -> None:
+    def _serve(
+        self, requests: list[_Request], max_len: int, batch_size: int, task: Task | None
+    ) -> None:
         texts = [t for r in requests for t in r.texts]
+        on_rows = _split_progress(requests)
         try:
-            vectors = self.encode(texts, max_len, batch_size)
+            vectors = self.encode(texts, max_len, batch_size, task=task, on_rows=on_rows)
         except BaseException as exc:  # handed to every caller; the worker lives on
             for r in requests:
                 r.future.set_exception(exc)
@@ -142,19 +250,29 @@ class ModelRunner:
             start += len(r.texts)
 
     # --------------------------------------------------------------- encoding
-    def encode(self, texts: list[str], max_len: int, batch_size: int) -> np.ndarray:
+    def encode(
+        self,
+        texts: list[str],
+        max_len: int,
+        batch_size: int,
+        *,
+        task: Task | None = None,
+        on_rows: Callable[[np.ndarray], None] | None = None,
+    ) -> np.ndarray:
         """Encode on the calling thread (the worker calls this)."""
-        model = self.loaded.model
-        tokenizer = getattr(model, "tokenizer", None)
+        model: Any = self.loaded.model
+        tokenizer = self.tokenizer(task)
         if tokenizer is None or not callable(tokenizer):
+            kwargs = {} if task is None else {"task": task}
             return np.asarray(
-                model.encode(texts, batch_size=batch_size, convert_to_numpy=True), np.float32
+                model.encode(texts, batch_size=batch_size, convert_to_numpy=True, **kwargs),
+                np.float32,
             )
         # No token can be made of less than one character, and tokenizing a megabyte to keep
         # its first 512 tokens costs seconds: cut very long texts well past what is kept.
         cap = max_len * _CHARS_PER_TOKEN_CAP
         texts = [t if len(t) <= cap else t[:cap] for t in texts]
-        enc = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_len)
+        enc = self._tokenize(tokenizer, texts, max_len, task)
         lengths = np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")
         min_fill = self.min_fill
@@ -171,15 +289,19 @@ class ModelRunner:
                 if len(short) and short[0] > 0:
                     take = int(short[0])
             idx = order[i : i + take]
-            rows = self._forward_rows(tokenizer, enc, idx)
+            rows = self._forward_rows(tokenizer, enc, idx, task)
             if out is None:
                 out = np.empty((len(texts), rows.shape[1]), dtype=np.float32)
             out[idx] = rows
+            if on_rows is not None:
+                on_rows(idx)
             i += take
         assert out is not None
         return out
 
-    def _forward_rows(self, tokenizer: Any, enc: Any, idx: np.ndarray) -> np.ndarray:
+    def _forward_rows(
+        self, tokenizer: Any, enc: Any, idx: np.ndarray, task: Task | None = None
+    ) -> np.ndarray:
         import torch
 
         session = self.loaded.session
@@ -190,6 +312,8 @@ class ModelRunner:
         if session is None:
             device = self.loaded.model.device
             features = {k: v.to(device) for k, v in features.items()}
+            if task is not None and self.router is not None:
+                features["task"] = task  # the Router reads its route here, as encode() sets it
         try:
             with self._one_pass(), torch.inference_mode():
                 embeddings = self.forward(features)
@@ -206,8 +330,8 @@ class ModelRunner:
         half = len(idx) // 2
         return np.concatenate(
             [
-                self._forward_rows(tokenizer, enc, idx[:half]),
-                self._forward_rows(tokenizer, enc, idx[half:]),
+                self._forward_rows(tokenizer, enc, idx[:half], task),
+                self._forward_rows(tokenizer, enc, idx[half:], task),
             ]
         )
 
@@ -240,6 +364,23 @@ def _as_float32(embeddings: Any) -> np.ndarray:
 
 _RUNNERS: dict[int, ModelRunner] = {}
 _RUNNERS_LOCK = threading.Lock()
+
+
+def _split_progress(requests: list[_Request]) -> Callable[[np.ndarray], None] | None:
+    """Turn "these rows of the merged texts are done" into each request's own count."""
+    if not any(r.on_rows is not None for r in requests):
+        return None
+    owner = np.repeat(np.arange(len(requests)), [len(r.texts) for r in requests])
+
+    def done(idx: np.ndarray) -> None:
+        counts = np.bincount(owner[idx], minlength=len(requests))
+        for request, n in zip(requests, counts, strict=True):
+            if n and request.on_rows is not None:
+                # A progress display must never fail the encoding.
+                with contextlib.suppress(Exception):
+                    request.on_rows(int(n))
+
+    return done
 
 
 def runner_for(loaded: LoadedModel) -> ModelRunner:

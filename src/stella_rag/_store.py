@@ -1,7 +1,11 @@
-"""ChromaStore: a Chroma collection that knows which encoder wrote it."""
+"""ChromaStore: a Chroma collection that knows which encoder wrote it.
+
+Connecting to Chroma, retrying and the meaning of chromadb's faults live in ``_client.py``.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -10,13 +14,24 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ._errors import EncoderMismatchError, StoreError, StoreUnavailableError
+from . import _client
+from ._client import connect
+from ._errors import (
+    CollectionNotFoundError,
+    EncoderMismatchError,
+    StellaRagWarning,
+    StoreError,
+    StoreUnavailableError,
+)
 from ._hits import Hit, Hits
 from ._validate import check_k, check_metadata, check_text, check_vector, check_vector_rows
+
+if TYPE_CHECKING:
+    from ._encoder import Encoder
 
 __all__ = ["AddReport", "ChromaStore", "StellaRagWarning", "connect", "text_id"]
 
@@ -27,161 +42,14 @@ META_DIM = "stella_rag:dim"
 META_NORMALIZE = "stella_rag:normalize"
 META_TRUNCATE = "stella_rag:truncate_dim"
 
-_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 _CHUNK = 512
-_CONNECT_TIMEOUT_S = 5.0
-"""How long :func:`connect` waits for a Chroma server to answer before giving up."""
-_REQUEST_TIMEOUT_S = 120.0
-"""The longest one request to a Chroma server may take (chromadb's own client waits forever)."""
-_warned: set[tuple[int, str]] = set()
-
-
-class StellaRagWarning(UserWarning):
-    """Something works, but not the way you probably meant."""
+_warned: set[str] = set()
+"""Collections (by id) already warned about in this process."""
 
 
 def text_id(text: str) -> str:
     """The default id of a passage: a hash of its text, so the same text is stored once."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
-def _settings() -> Any:
-    from chromadb.config import Settings
-
-    return Settings(anonymized_telemetry=False)
-
-
-def connect(
-    path: str | os.PathLike[str] | None = None,
-    *,
-    server: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    ssl: bool = False,
-) -> Any:
-    """A Chroma client: a server at ``"host:port"``, embedded at ``path``, or in memory.
-
-    Args:
-        path: folder of an embedded (``PersistentClient``) database.
-        server: ``"host:port"`` of a Chroma server (``chroma run``); ``"https://host:port"``
-            implies ``ssl=True``.
-        headers: extra HTTP headers for the server, for example
-            ``{"Authorization": "Bearer <token>"}`` or ``{"X-Chroma-Token": "<token>"}``.
-            Their values never appear in error messages.
-        ssl: connect to the server over HTTPS (certificates are verified).
-
-    Raises:
-        StoreUnavailableError: the server does not answer within a few seconds.
-        StoreError: the server refused the credentials, or the folder cannot be opened.
-    """
-    try:
-        import chromadb
-    except ImportError as exc:  # pragma: no cover - chromadb is a requirement
-        raise ImportError("ChromaStore needs chromadb: pip install 'stella-rag'") from exc
-    if server is not None:
-        return _connect_server(chromadb, server, dict(headers or {}), ssl)
-    if path is None:
-        return chromadb.EphemeralClient(settings=_settings())
-    folder = os.fspath(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        return chromadb.PersistentClient(path=folder, settings=_settings())
-    except Exception as exc:
-        raise StoreError(f"cannot open a Chroma database at {folder!r}: {exc}") from exc
-
-
-def _redact(text: str, headers: Mapping[str, str]) -> str:
-    for value in headers.values():
-        for secret in {value, *value.split()}:  # "Bearer <token>": the token alone too
-            if len(secret) >= 4 and secret.lower() not in ("bearer", "basic"):
-                text = text.replace(secret, "***")
-    return text
-
-
-def _connect_server(chromadb: Any, server: str, headers: dict[str, str], ssl: bool) -> Any:
-    if not isinstance(server, str):
-        raise TypeError(f"server must be a 'host:port' string, got {type(server).__name__}")
-    address = server.strip().rstrip("/")
-    for scheme in ("http://", "https://"):
-        if address.lower().startswith(scheme):
-            ssl = ssl or scheme == "https://"
-            address = address[len(scheme) :]
-    host, _, port_text = address.rpartition(":")
-    if not host or not port_text.isdigit():
-        raise ValueError(f"server must be 'host:port', got {server!r}")
-    for key, value in headers.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(f"headers must map strings to strings; the header {key!r} does not")
-    address = f"{host}:{port_text}"
-    _probe_server(host, int(port_text), headers, ssl)
-    try:
-        client = chromadb.HttpClient(
-            host=host, port=int(port_text), ssl=ssl, headers=headers, settings=_settings()
-        )
-    except Exception as exc:
-        raise StoreUnavailableError(
-            f"cannot use the Chroma server at {address}: "
-            f"{_redact(f'{type(exc).__name__}: {exc}', headers)}"
-        ) from None
-    _bound_requests(client)
-    return client
-
-
-def _probe_server(host: str, port: int, headers: Mapping[str, str], ssl: bool) -> None:
-    """Fail within seconds, naming the address, when no Chroma server answers there.
-
-    chromadb's own client waits forever on a server that accepts connections but never
-    answers, and reports a rejected token as "Could not connect".
-    """
-    import httpx
-
-    address = f"{host}:{port}"
-    base = f"{'https' if ssl else 'http'}://{address}"
-    try:
-        with httpx.Client(timeout=_CONNECT_TIMEOUT_S, headers=dict(headers)) as http:
-            http.get(f"{base}/api/v2/heartbeat")
-            answer = http.get(f"{base}/api/v2/auth/identity")
-    except Exception as exc:
-        reason = _redact(f"{type(exc).__name__}: {exc}", headers)
-        raise StoreUnavailableError(
-            f"cannot reach the Chroma server at {address}{' over HTTPS' if ssl else ''} "
-            f"within {_CONNECT_TIMEOUT_S:.0f} s ({reason}); is `chroma run` running there?"
-        ) from None
-    if answer.status_code in (401, 403):
-        raise StoreError(
-            f"the Chroma server at {address} refused the credentials (HTTP {answer.status_code}); "
-            f"check the headers= passed to connect() (header names sent: {sorted(headers)})"
-        )
-
-
-def _bound_requests(client: Any) -> None:
-    """Give every later request a time limit, so that a hung server becomes a retried error."""
-    session = getattr(getattr(client, "_server", None), "_session", None)
-    if session is None:
-        return
-    import httpx
-
-    session.timeout = httpx.Timeout(_REQUEST_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S)
-
-
-def _address_of(client: Any) -> str:
-    url = getattr(getattr(client, "_server", None), "_api_url", None)
-    return f" at {url.rsplit('/api', 1)[0]}" if isinstance(url, str) else ""
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & {
-        "ConnectError",
-        "ConnectTimeout",
-        "ReadError",
-        "RemoteProtocolError",
-        "ConnectionError",
-        "ReadTimeout",
-        "WriteError",
-        "PoolTimeout",
-    }:
-        return True
-    return "Could not connect" in str(exc)
 
 
 @dataclass
@@ -195,6 +63,60 @@ class AddReport:
     seconds: float = 0.0
 
 
+def recorded_encoder(collection: Any) -> dict[str, Any]:
+    """The encoder settings a chromadb collection records, ``{}`` when it records none.
+
+    Keys ``model``, ``truncate_dim``, ``normalize``: from a :class:`ChromaStore`'s metadata, or
+    from the configuration Chroma stores for a :class:`~stella_rag.chroma.StellaEmbeddingFunction`
+    (the arguments it was given, as ``get_config`` returns them).
+    """
+    meta = dict(collection.metadata or {})
+    if META_MODEL in meta:
+        return {
+            "model": meta[META_MODEL],
+            "truncate_dim": meta.get(META_TRUNCATE) or None,
+            "normalize": bool(meta.get(META_NORMALIZE, True)),
+        }
+    try:
+        ef = (collection.configuration_json or {}).get("embedding_function") or {}
+    except Exception:  # an older server, or a configuration we cannot read: nothing recorded
+        return {}
+    if ef.get("name") == "stella_rag" and isinstance(ef.get("config"), dict):
+        config = ef["config"]
+        return {
+            "model": config.get("model"),
+            "truncate_dim": config.get("truncate_dim"),
+            "normalize": bool(config.get("normalize", True)),
+        }
+    return {}
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection of a Chroma database, as ``stella-rag info`` lists it."""
+
+    name: str
+    count: int
+    model: str | None
+    dim: int | None
+
+
+def list_collections(client: Any) -> list[CollectionInfo]:
+    """The collections of a client, sorted by name, with the encoder each records."""
+    out = []
+    for collection in _client.call(client.list_collections, client=client):
+        dim = (collection.metadata or {}).get(META_DIM)
+        out.append(
+            CollectionInfo(
+                name=collection.name,
+                count=int(collection.count()),
+                model=recorded_encoder(collection).get("model"),
+                dim=int(dim) if dim is not None else None,
+            )
+        )
+    return sorted(out, key=lambda c: c.name)
+
+
 class ChromaStore:
     """A Chroma collection whose vectors come from one encoder, checked on open.
 
@@ -204,9 +126,11 @@ class ChromaStore:
         path: folder of an embedded Chroma database (``PersistentClient``).
         client: any ``chromadb`` client (for example ``chromadb.HttpClient``). With neither
             ``path`` nor ``client`` the collection lives in memory.
-        adopt: record this encoder in a collection that holds vectors but was not created by
-            stella-rag (after checking their dimension).
         show_progress: progress bar while adding; default: only when stderr is a terminal.
+
+    To open a collection with the encoder it records, without naming it, use :meth:`open`.
+    A collection that holds vectors but was not created by stella-rag (LangChain, LlamaIndex,
+    plain chromadb) is checked by dimension only; :meth:`record_encoder` records the encoder.
 
     Raises:
         EncoderMismatchError: the collection was written by another encoder.
@@ -219,21 +143,83 @@ class ChromaStore:
         encoder: Any,
         path: str | os.PathLike[str] | None = None,
         client: Any = None,
-        adopt: bool = False,
         show_progress: bool | None = None,
     ) -> None:
-        from ._encoder import resolve_encoder
-
-        if not isinstance(collection, str) or not collection:
-            raise TypeError(f"collection must be a non-empty name, got {collection!r}")
         if client is not None and path is not None:
             raise ValueError("pass either path= or client=, not both")
-        self.encoder = resolve_encoder(encoder)
-        self.client = client if client is not None else connect(path)
-        self.name = collection
+        self._setup(collection, encoder, show_progress)
+        self.client: Any = client if client is not None else connect(path)
+        self.collection = self._open(
+            self._call(lambda: _client.get_collection(self.client, self.name))
+        )
+
+    def _setup(self, name: str, encoder: Any, show_progress: bool | None) -> None:
+        from ._encoder import resolve_encoder
+
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"collection must be a non-empty name, got {name!r}")
+        self.encoder: Encoder = resolve_encoder(encoder)
+        self.name = name
         self.show_progress = show_progress
         self._space = "cosine"
-        self.collection = self._open(adopt)
+        self._unrecorded_dim: int | None = None
+        # How to record the encoder, in the words of the caller's setting (the CLI has its own).
+        self.record_hint = "call record_encoder() once to record it"
+
+    @classmethod
+    def open(
+        cls,
+        collection: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        client: Any = None,
+        encoder: Any = None,
+        create: bool = False,
+        show_progress: bool | None = None,
+        **encoder_kwargs: Any,
+    ) -> ChromaStore:
+        """Open a collection with the encoder that wrote it, rebuilt from what it records.
+
+        Args:
+            collection, path, client, show_progress: as for the constructor.
+            encoder: use this encoder (or model name) instead; it is checked against the record.
+                Default: the recorded model, ``truncate_dim`` and ``normalize``; for a
+                collection that records none, ``"stella-large-zh"``.
+            create: create the collection when there is none of that name.
+            **encoder_kwargs: for the rebuilt or named encoder (``device``, ``precision``...).
+
+        Raises:
+            CollectionNotFoundError: there is no such collection and ``create`` is false.
+            EncoderMismatchError: ``encoder`` is not the one the collection records.
+        """
+        from ._encoder import DEFAULT_MODEL, SentenceEncoder
+
+        if client is not None and path is not None:
+            raise ValueError("pass either path= or client=, not both")
+        if client is None:
+            client = connect(path)
+        found = _client.call(
+            lambda: _client.get_collection(client, collection), collection=collection, client=client
+        )
+        if found is None and not create:
+            names = [c.name for c in _client.call(client.list_collections, collection=collection)]
+            where = f" at {os.fspath(path)!r}" if path is not None else _client.address_of(client)
+            raise CollectionNotFoundError(collection, sorted(names), where)
+        if encoder is None or isinstance(encoder, (str, os.PathLike)):
+            recorded = recorded_encoder(found) if found is not None else {}
+            if encoder is None and recorded.get("model"):
+                encoder = recorded["model"]
+                encoder_kwargs = {
+                    "truncate_dim": recorded["truncate_dim"],
+                    "normalize": recorded["normalize"],
+                    **encoder_kwargs,
+                }
+            encoder = SentenceEncoder(encoder or DEFAULT_MODEL, **encoder_kwargs)
+        elif encoder_kwargs:
+            raise TypeError(
+                f"encoder options {sorted(encoder_kwargs)} need a model name, not an encoder"
+            )
+        return cls(collection, encoder=encoder, client=client, show_progress=show_progress)
 
     @classmethod
     def from_collection(
@@ -241,18 +227,18 @@ class ChromaStore:
         collection: Any,
         *,
         encoder: Any,
-        adopt: bool = False,
         show_progress: bool | None = None,
     ) -> ChromaStore:
         """Wrap a chromadb ``Collection`` object, such as the one ``langchain_chroma.Chroma`` or
-        LlamaIndex's ``ChromaVectorStore`` holds, with the same checks as the constructor."""
-        return cls(
-            collection.name,
-            encoder=encoder,
-            client=_client_of(collection),
-            adopt=adopt,
-            show_progress=show_progress,
-        )
+        LlamaIndex's ``ChromaVectorStore`` holds, with the same checks as the constructor.
+
+        The store works through that object alone: its ``client`` is ``None``.
+        """
+        store = cls.__new__(cls)
+        store._setup(collection.name, encoder, show_progress)
+        store.client = None
+        store.collection = store._open(collection)
+        return store
 
     # ------------------------------------------------------------------ opening
     def _expected(self) -> dict[str, Any]:
@@ -263,8 +249,7 @@ class ChromaStore:
             META_TRUNCATE: int(getattr(self.encoder, "truncate_dim", None) or 0),
         }
 
-    def _open(self, adopt: bool) -> Any:
-        existing = self._call(lambda: _get_collection(self.client, self.name))
+    def _open(self, existing: Any) -> Any:
         if existing is None:
             return self._call(
                 lambda: self.client.get_or_create_collection(
@@ -284,26 +269,55 @@ class ChromaStore:
                     f"with {_describe(expected)}; use the same encoder, or another collection"
                 )
             return existing
-        stored_dim = _stored_dim(existing)
+        stored_dim = self._call(lambda: _stored_dim(existing))
         if stored_dim is not None and stored_dim != expected[META_DIM]:
             raise EncoderMismatchError(
                 f"collection {self.name!r} holds {stored_dim}-d vectors but "
                 f"{expected[META_MODEL]!r} makes {expected[META_DIM]}-d vectors"
             )
-        if stored_dim is None or adopt:
-            kept = {k: v for k, v in meta.items() if not k.startswith("hnsw:")}
-            self._call(lambda: existing.modify(metadata={**kept, **expected}))
-        elif (id(self.client), self.name) not in _warned:
-            _warned.add((id(self.client), self.name))
-            warnings.warn(
-                f"collection {self.name!r} was not created by stella-rag, so it does not record "
-                f"which encoder wrote it; its {stored_dim}-d vectors match "
-                f"{expected[META_MODEL]!r} in size only. If that model wrote them, pass "
-                "adopt=True once to record it.",
-                StellaRagWarning,
-                stacklevel=3,
-            )
+        if stored_dim is None:  # empty: nothing in it can disagree, so record ours now
+            self._record(existing)
+        else:
+            self._unrecorded_dim = stored_dim
         return existing
+
+    def _record(self, collection: Any) -> None:
+        kept = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}
+        self._call(lambda: collection.modify(metadata={**kept, **self._expected()}))
+
+    @property
+    def needs_record(self) -> bool:
+        """Whether the collection holds vectors but does not record the encoder that wrote them
+        (see :meth:`record_encoder`)."""
+        return self._unrecorded_dim is not None
+
+    def record_encoder(self) -> None:
+        """Record this store's encoder in a collection that does not say which encoder wrote it.
+
+        For a collection made by LangChain, LlamaIndex or plain chromadb whose vectors this
+        encoder wrote: from then on every open checks the encoder, as for stella-rag's own
+        collections. Recording a wrong encoder makes its searches meaningless, so only call it
+        when you know. Does nothing when the encoder is recorded already.
+        """
+        if self._unrecorded_dim is None:
+            return
+        self._record(self.collection)
+        self._unrecorded_dim = None
+
+    def _warn_unrecorded(self) -> None:
+        """Once per collection and process: its vectors match this encoder in size only."""
+        key = str(getattr(self.collection, "id", "") or self.name)
+        if self._unrecorded_dim is None or key in _warned:
+            return
+        _warned.add(key)
+        warnings.warn(
+            f"collection {self.name!r} was not created by stella-rag, so it does not record "
+            f"which encoder wrote it; its {self._unrecorded_dim}-d vectors match "
+            f"{self.encoder.model_id!r} in size only. If that model wrote them, "
+            f"{self.record_hint}.",
+            StellaRagWarning,
+            stacklevel=3,
+        )
 
     @property
     def dim(self) -> int:
@@ -340,8 +354,17 @@ class ChromaStore:
         ids: Iterable[str] | None = None,
         *,
         on_chunk: Callable[[AddReport], None] | None = None,
+        on_passages: Callable[[int], None] | None = None,
     ) -> AddReport:
-        """Like :meth:`add`, and reports how many passages were embedded, skipped, updated."""
+        """Like :meth:`add`, and reports how many passages were embedded, skipped, updated.
+
+        Args:
+            on_chunk: called after each chunk (up to 512 passages) is written.
+            on_passages: called with how many of the passages are done so far (stored,
+                skipped, or embedded and about to be written), after every forward pass of the
+                model: on a CPU a chunk takes many seconds, and a bar that moves once per chunk
+                looks stuck.
+        """
         if isinstance(texts, (str, bytes)):
             raise TypeError("texts must be a list of strings, not a single string")
         if texts is None or not isinstance(texts, Iterable) or isinstance(texts, Mapping):
@@ -351,6 +374,7 @@ class ChromaStore:
                 isinstance(other, (str, bytes, Mapping)) or not isinstance(other, Iterable)
             ):
                 raise TypeError(f"{name} must be a list, got {type(other).__name__}")
+        self._warn_unrecorded()
         report = AddReport()
         started = time.perf_counter()
         sized = all(isinstance(x, Sequence) for x in (texts, metadatas or [], ids or []))
@@ -368,17 +392,26 @@ class ChromaStore:
             rows = _rows(texts, metadatas, ids)
             size = min(_CHUNK, self._max_batch())
             done = 0
+            moved = [0]
+
+            def move_to(n: int) -> None:
+                if n > moved[0]:
+                    if bar is not None:
+                        bar.update(n - moved[0])
+                    moved[0] = n
+                    if on_passages is not None:
+                        on_passages(n)
+
             for chunk in _chunks(rows, size):
                 try:
-                    self._write_chunk(chunk, report)
+                    self._write_chunk(chunk, report, functools.partial(_offset, move_to, done))
                 except (StoreError, TypeError, ValueError) as exc:
                     error = _partial(exc, done, report)
                     if error is exc:
                         raise
                     raise error from exc
                 done += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
+                move_to(done)
                 if on_chunk is not None:
                     on_chunk(report)
         finally:
@@ -404,12 +437,19 @@ class ChromaStore:
         return tqdm(total=total, unit="passage", desc=f"indexing {self.name}")
 
     def _max_batch(self) -> int:
+        if self.client is None:  # a wrapped collection object: the default chunk then
+            return _CHUNK
         try:
             return int(self.client.get_max_batch_size())
         except Exception:
             return _CHUNK
 
-    def _write_chunk(self, chunk: list[tuple[int, Any, Any, Any]], report: AddReport) -> None:
+    def _write_chunk(
+        self,
+        chunk: list[tuple[int, Any, Any, Any]],
+        report: AddReport,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         items: dict[str, tuple[str, dict[str, Any] | None]] = {}
         order: list[str] = []
         for position, text, meta, given_id in chunk:
@@ -448,7 +488,19 @@ class ChromaStore:
             report.skipped += skipped
             report.ids.extend(order)
             return
-        vectors = self.encoder.encode_documents([items[p][0] for p in to_embed])
+        texts = [items[p][0] for p in to_embed]
+        if progress is not None and _reports_progress(self.encoder):
+            known = len(chunk) - len(to_embed)  # stored already: done before any forward pass
+            encoded = [0]
+
+            def step(n: int) -> None:
+                encoded[0] += n
+                progress(known + encoded[0])
+
+            encoder: Any = self.encoder  # a SentenceEncoder: it reports each forward pass
+            vectors = encoder.encode_documents(texts, on_progress=step)
+        else:
+            vectors = self.encoder.encode_documents(texts)
         metas = [items[p][1] for p in to_embed]
         self._call(
             lambda: self.collection.upsert(
@@ -475,6 +527,7 @@ class ChromaStore:
     def get(self, ids: Sequence[str]) -> Hits:
         """The stored passages with these ids, in the order asked (missing ids are left out)."""
         checked = _check_ids(ids)
+        self._warn_unrecorded()
         if not checked:
             return Hits()
         found = self._call(
@@ -527,6 +580,7 @@ class ChromaStore:
     ) -> list[Hits]:
         """:meth:`search` for many query vectors in one call."""
         k = check_k(k)
+        self._warn_unrecorded()
         for name, value in (("where", where), ("where_document", where_document)):
             if value is not None and not isinstance(value, Mapping):
                 raise TypeError(
@@ -563,42 +617,18 @@ class ChromaStore:
 
     # ----------------------------------------------------------------- faults
     def _call(self, fn: Callable[[], T]) -> T:
-        """Run a Chroma call, retrying connection errors with bounded backoff."""
-        for delay in (*_RETRY_DELAYS_S, None):
-            try:
-                return fn()
-            except EncoderMismatchError:
-                raise
-            except Exception as exc:
-                if not _is_connection_error(exc):
-                    fault = _storage_fault(exc)
-                    if fault is not None:
-                        raise StoreError(
-                            f"collection {self.name!r}: the database {fault}: {exc}"
-                        ) from exc
-                    raise
-                if delay is None:
-                    raise StoreUnavailableError(
-                        f"the Chroma server{_address_of(self.client)} for collection "
-                        f"{self.name!r} stopped answering ({type(exc).__name__}) and did not "
-                        f"come back within {sum(_RETRY_DELAYS_S):.0f} s"
-                    ) from None
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        """Run a Chroma call: retried while the server is unreachable, faults mapped to ours."""
+        return _client.call(fn, collection=self.name, client=self.client)
 
 
-def _storage_fault(exc: BaseException) -> str | None:
-    """What went wrong with the database's storage, if that is what ``exc`` says."""
-    text = str(exc).lower()
-    if "readonly" in text or "read-only" in text or "permission denied" in text:
-        return "is read-only"
-    if "disk is full" in text or "no space" in text or "disk full" in text:
-        return "ran out of disk space"
-    if "disk i/o" in text or "i/o error" in text:
-        return "could not write to disk (full disk or I/O error)"
-    if isinstance(exc, OSError) or type(exc).__name__ == "InternalError":
-        return "failed"
-    return None
+def _offset(move_to: Callable[[int], None], base: int, n: int) -> None:
+    move_to(base + n)
+
+
+def _reports_progress(encoder: Any) -> bool:
+    from ._encoder import SentenceEncoder
+
+    return isinstance(encoder, SentenceEncoder)
 
 
 def _describe(meta: Mapping[str, Any]) -> str:
@@ -609,33 +639,6 @@ def _describe(meta: Mapping[str, Any]) -> str:
         + (", normalized" if meta.get(META_NORMALIZE) else ", not normalized")
         + ")"
     )
-
-
-def _client_of(collection: Any) -> Any:
-    """The client of a chromadb collection object.
-
-    A collection keeps only its client's server API; a ``Client`` made with the same settings,
-    tenant and database shares that API (chromadb caches one system per settings).
-    """
-    from chromadb.api.client import Client
-
-    server = collection._client
-    return Client(
-        tenant=collection.tenant, database=collection.database, settings=server._system.settings
-    )
-
-
-def _get_collection(client: Any, name: str) -> Any:
-    try:
-        return client.get_collection(name, embedding_function=None)
-    except Exception as exc:
-        if _is_connection_error(exc):
-            raise
-        if type(exc).__name__ in ("NotFoundError", "InvalidCollectionException") or (
-            "does not exist" in str(exc)
-        ):
-            return None
-        raise
 
 
 def _space_of(collection: Any) -> str:
@@ -685,11 +688,11 @@ def _partial(exc: Exception, done: int, report: AddReport) -> Exception:
             else "no chunk was completely stored"
         )
         kind = StoreUnavailableError if isinstance(exc, StoreUnavailableError) else StoreError
-        error = kind(
+        return kind(
             f"{exc}; {stored}, and the chunk that failed may be partly stored. Re-running the "
-            "same call completes it without duplicates."
+            "same call completes it without duplicates.",
+            report=report,
         )
-    error.report = report  # type: ignore[attr-defined]
     return error
 
 

@@ -27,7 +27,9 @@ try:
     from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
     from chromadb.utils.embedding_functions import register_embedding_function
 except ImportError as exc:  # pragma: no cover - chromadb is a requirement
-    raise ImportError("stella_rag.chroma needs chromadb: pip install 'stella-rag'") from exc
+    from ._install import install_command
+
+    raise ImportError(f"stella_rag.chroma needs chromadb: {install_command()}") from exc
 
 from ._encoder import DEFAULT_MODEL, SentenceEncoder
 from ._models import BACKENDS

@@ -5,19 +5,22 @@ Every command that touches a collection works on an embedded Chroma database in 
 remembers the model that embedded it, so ``search``, ``chat`` and a second ``index`` use that
 model unless ``--model`` names another (which is refused if it does not match).
 
-Mistakes (a missing collection, an unreadable file, an unreachable server, a model that is not
-available offline, an encoder that does not match a collection) end with one ``error:`` line on
-stderr and exit code 1; ``--help`` usage mistakes exit with 2; an interrupt exits with 130.
+Mistakes (a missing collection, no readable file to index, an unreachable server, a model that
+is not available offline, an encoder that does not match a collection) end with one ``error:``
+line on stderr and exit code 1; ``--help`` usage mistakes exit with 2; an interrupt exits with
+130. ``index`` skips a file it cannot read (or that holds no text), names it on stderr in a
+``skipped:`` line and still exits with 0 when other files were indexed.
+
+Everything printed from the data (passages, metadata, paths, model names) is printed as it is:
+the consoles read no Rich markup, so ``[offline]`` or ``b[i]`` stays on screen.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
 import sys
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,14 +28,15 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
-from ._errors import StellaRagError
+from ._cli_train import train_dialogue
+from ._errors import CliError, CollectionNotFoundError, StellaRagError
 from ._strategies import DEFAULT_STRATEGY, STRATEGIES
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ._dialogue import DialogueEncoder
     from ._hits import Hits
+    from ._ingest import FileScan, IngestReport
     from ._models import Precision
     from ._store import ChromaStore
 
@@ -52,10 +56,6 @@ app = typer.Typer(
 )
 
 
-class CliError(StellaRagError):
-    """A mistake in how the command was used (reported as one line, exit code 1)."""
-
-
 # ------------------------------------------------------------------ options
 ModelOpt = Annotated[
     str | None,
@@ -71,8 +71,9 @@ DialogueModelOpt = Annotated[
     str | None,
     typer.Option(
         "--dialogue-model",
-        help="A dedicated dialogue model (e.g. stella-dialogue-zh). Default: none, the "
-        "document encoder embeds the chat through --strategy.",
+        help="A dedicated dialogue model: stella-dialogue-zh, or a folder made by "
+        "`stella-rag train-dialogue`. Default: none, the document encoder embeds the chat "
+        "through --strategy.",
     ),
 ]
 StrategyOpt = Annotated[
@@ -124,13 +125,14 @@ KOpt = Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many passag
 def _stdout() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # No markup: passages and hints hold square brackets ("stella-rag[offline]", "b[i]").
+    return Console(highlight=False, soft_wrap=False, markup=False)
 
 
 def _stderr() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False)
 
 
 def _print_json(data: Any) -> None:
@@ -160,27 +162,23 @@ def _user_errors(fn: F) -> F:
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
         except Exception as exc:
-            if type(exc).__module__.split(".")[0] == "chromadb":
+            from ._client import classify
+
+            fault = classify(exc)
+            if fault is not None and fault.kind == "chroma":
                 raise _fail(f"Chroma: {exc}") from None
             raise
 
     return wrapper  # type: ignore[return-value]
 
 
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: Any = None,
-    line: str | None = None,
-) -> None:
+def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
     sys.stderr.write(f"warning: {_one_line(str(message))}\n")
 
 
 # ------------------------------------------------------------------- stores
 def _client(path: Path, server: str | None, *, create: bool) -> Any:
-    from ._store import connect
+    from ._client import connect
 
     if server is not None:
         return connect(server=server)
@@ -196,83 +194,41 @@ def _where(path: Path, server: str | None) -> str:
     return f"the Chroma server at {server}" if server else f"{str(path)!r}"
 
 
-def _collections(client: Any) -> dict[str, Any]:
-    return {c.name: c for c in client.list_collections()}
-
-
-def _recorded(collection: Any) -> dict[str, Any]:
-    """The encoder settings a collection recorded: by ChromaStore, or by our Chroma function."""
-    from ._store import META_MODEL, META_NORMALIZE, META_TRUNCATE
-
-    meta = dict(collection.metadata or {})
-    if META_MODEL in meta:
-        return {
-            "model": meta[META_MODEL],
-            "truncate_dim": meta.get(META_TRUNCATE) or None,
-            "normalize": bool(meta.get(META_NORMALIZE, True)),
-        }
-    try:
-        ef = (collection.configuration_json or {}).get("embedding_function") or {}
-    except Exception:  # an older server, or a configuration we cannot read: nothing recorded
-        return {}
-    if ef.get("name") == "stella_rag" and isinstance(ef.get("config"), dict):
-        config = ef["config"]
-        return {
-            "model": config.get("model"),
-            "truncate_dim": config.get("truncate_dim"),
-            "normalize": bool(config.get("normalize", True)),
-        }
-    return {}
-
-
 def _open_store(
     collection: str,
-    *,
     model: str | None,
     path: Path,
     server: str | None,
     device: str | None,
     precision: str | None,
+    *,
     create: bool,
 ) -> ChromaStore:
-    from ._encoder import DEFAULT_MODEL, SentenceEncoder
     from ._store import ChromaStore
 
     client = _client(path, server, create=create)
-    existing = _collections(client)
-    found = existing.get(collection)
-    if found is None and not create:
-        names = ", ".join(repr(n) for n in sorted(existing)) or "none"
+    try:
+        store = ChromaStore.open(
+            collection,
+            client=client,
+            encoder=model,
+            create=create,
+            show_progress=False,
+            device=device,
+            precision=precision,
+        )
+    except CollectionNotFoundError as exc:
+        names = ", ".join(repr(n) for n in exc.available) or "none"
         raise CliError(
             f"no collection {collection!r} in {_where(path, server)} (collections: {names}); "
             f"create it with `stella-rag index FILES --collection {collection}`"
-        )
-    recorded = _recorded(found) if found is not None else {}
-    kwargs: dict[str, Any] = {}
-    if model is None and recorded.get("model"):
-        model = recorded["model"]
-        kwargs = {"truncate_dim": recorded["truncate_dim"], "normalize": recorded["normalize"]}
-    encoder = SentenceEncoder(
-        model or DEFAULT_MODEL,
-        device=device,
-        precision=_precision(precision),
-        **kwargs,
+        ) from None
+    place = f" --server {server}" if server else ("" if path == DEFAULT_PATH else f" --path {path}")
+    store.record_hint = (
+        f"run `stella-rag record-encoder --collection {collection} --model "
+        f"{store.encoder.model_id}{place}` once to record it"
     )
-    return ChromaStore(collection, encoder=encoder, client=client, show_progress=False)
-
-
-def _dialogue_encoder(
-    store: ChromaStore, dialogue_model: str | None, strategy: str | None, max_tokens: int | None
-) -> DialogueEncoder:
-    from ._dialogue import DialogueEncoder
-
-    return DialogueEncoder(
-        dialogue_model,
-        general=store.encoder,
-        strategy=strategy,
-        max_tokens=max_tokens,
-        device=store.encoder.device,
-    )
+    return store
 
 
 def _hits_json(hits: Hits) -> list[dict[str, Any]]:
@@ -297,15 +253,22 @@ def _hits_table(hits: Hits, title: str | None = None) -> Any:
     return table
 
 
+def _print_compact(hits: Hits, out: Console) -> None:
+    """Two lines at most per hit, each cut to the terminal's width: rank, score, text; metadata."""
+    from rich.text import Text
+
+    for rank, hit in enumerate(hits, start=1):
+        score = "" if hit.score is None else f"{hit.score:.3f}"
+        head = f"{rank:>2}  {score:>6}  "
+        out.print(Text(head + _one_line(hit.text)), no_wrap=True, overflow="ellipsis")
+        meta = ", ".join(f"{k}={v}" for k, v in hit.metadata.items())
+        if meta:
+            line = Text(" " * len(head) + _one_line(meta), style="dim")
+            out.print(line, no_wrap=True, overflow="ellipsis")
+
+
 def _precision(value: str | None) -> Precision | None:
-    if value is not None and value not in ("float32", "float16", "bfloat16"):
-        raise CliError(f"--precision must be float32, float16 or bfloat16, got {value!r}")
-    return cast("Precision | None", value)
-
-
-def _check_strategy(strategy: str | None) -> None:
-    if strategy is not None and strategy not in STRATEGIES:
-        raise CliError(f"unknown --strategy {strategy!r}; valid names are {sorted(STRATEGIES)}")
+    return cast("Precision | None", value)  # SentenceEncoder checks it
 
 
 # ------------------------------------------------------------------ commands
@@ -314,7 +277,11 @@ def _check_strategy(strategy: str | None) -> None:
 def index(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="Files (.txt, .md, .jsonl, .csv) or folders of them.", metavar="PATH"),
+        typer.Argument(
+            help="Files (.txt, .md, .rst, .html, .jsonl, .csv; .pdf and .docx with the "
+            "documents extra) or folders of them.",
+            metavar="PATH",
+        ),
     ],
     collection: CollectionOpt = DEFAULT_COLLECTION,
     model: ModelOpt = None,
@@ -341,81 +308,152 @@ def index(
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     as_json: JsonOpt = False,
+    use_ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Read, split and embed on Ray Data (pip install 'stella-rag[ray]'); needs "
+            "--server. Joins the cluster at --ray-address or $RAY_ADDRESS, else starts Ray here.",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            metavar="ADDRESS",
+            help="The Ray cluster for --ray (auto, ray://head:10001, HOST:PORT); implies --ray.",
+        ),
+    ] = None,
+    actors: Annotated[
+        int, typer.Option("--actors", min=1, help="Embedding actors with --ray: one per GPU.")
+    ] = 1,
 ) -> None:
-    """Embed files into a collection; re-running skips what is stored, so it also resumes."""
-    from ._ingest import Passage, Splitter, expand_paths, read_file
-    from ._store import text_id
+    """Embed files into a collection; re-running skips what is stored, so it also resumes.
+
+    A file that cannot be read, or holds no text, is skipped and named on stderr; the exit code
+    is 0 when other files were indexed, 1 (and nothing is created) when none could be.
+    """
+    from ._ingest import scan_files
 
     if chunk_tokens is not None:  # checked before any file is read or model loaded
         _check_chunking(chunk_tokens, overlap_tokens)
-    files = expand_paths(paths)
-    texts: list[Passage] = []
-    for file in files:
-        texts.extend(read_file(file, text_field=text_field))
-    store = _open_store(
-        collection,
-        model=model,
-        path=path,
-        server=server,
-        device=device,
-        precision=precision,
-        create=True,
-    )
-    encoder = store.encoder
-    room = encoder.max_seq_length - encoder.count_tokens([""])[0]
-    if chunk_tokens is None:
-        chunk_tokens = room
-    elif chunk_tokens > room:
+    on_ray = use_ray or ray_address is not None
+    if on_ray and server is None:
         raise CliError(
-            f"--chunk-tokens {chunk_tokens} is more than {encoder.model_id!r} reads "
-            f"({encoder.max_seq_length} tokens, {room} without special tokens); "
-            f"use at most {room}"
+            "--ray writes from many processes, which needs a Chroma server: add --server "
+            "HOST:PORT (start one with `chroma run --path DIR`)"
         )
-    _check_chunking(chunk_tokens, overlap_tokens)
-    splitter = Splitter(encoder, chunk_tokens, overlap_tokens)
-    passages: dict[str, Passage] = {}
-    total = 0
-    for passage in splitter.split_passages(texts):
-        total += 1
-        passages.setdefault(text_id(passage.text), passage)
-    if not passages:
-        raise CliError(f"nothing to index: the {len(files)} file(s) hold no text")
-    items = list(passages.values())
+    # Every file is read and checked before a database or collection is made.
+    scan = scan_files(paths, text_field=text_field)
+    for skipped in scan.skipped:
+        sys.stderr.write(f"skipped: {_one_line(skipped.reason)}\n")
+    sys.stderr.flush()
+    store = _open_store(collection, model, path, server, device, precision, create=True)
     show = (not as_json and sys.stderr.isatty()) if progress is None else progress
-    report = _index_with_progress(store, items, show)
-    summary = {
-        "collection": collection,
-        "model": encoder.model_id,
-        "files": len(files),
-        "passages": len(items),
-        "duplicates": total - len(items),
-        "embedded": report.embedded,
-        "skipped": report.skipped,
-        "updated": report.updated,
-        "count": store.count(),
-        "seconds": round(report.seconds, 3),
-        "passages_per_second": round(len(items) / report.seconds, 1) if report.seconds else None,
-    }
-    if as_json:
-        _print_json(summary)
+    if on_ray:
+        _index_on_ray(
+            store,
+            scan.files,
+            cast(str, server),
+            ray_address,
+            actors,
+            show,
+            as_json,
+            text_field=text_field,
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap_tokens,
+        )
         return
-    out = _stdout()
+    report = _ingest_with_progress(
+        store,
+        scan,
+        show,
+        text_field=text_field,
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap_tokens,
+    )
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    out, n, files = _stdout(), report.passages, len(report.files)
+    updated = f"{report.updated} metadata updated" if report.updated else ""
     if report.embedded == 0:
         out.print(
-            f"Nothing new to embed: all {len(items)} passages from {len(files)} file(s) are "
-            f"already in {collection!r}"
-            + (f" ({report.updated} metadata updated)." if report.updated else ".")
+            f"Nothing new to embed: all {n} passages from {files} file(s) are already in "
+            f"{collection!r}" + (f" ({updated})." if updated else ".")
         )
     else:
         out.print(
-            f"Indexed {len(files)} file(s) into {collection!r}: {len(items)} passages, "
-            f"{report.embedded} embedded, {report.skipped} already stored"
-            + (f", {report.updated} metadata updated" if report.updated else "")
-            + f", in {report.seconds:.1f} s ({summary['passages_per_second']} passages/s)."
+            f"Indexed {files} file(s) into {collection!r}: {n} passages, {report.embedded} "
+            f"embedded, {report.skipped} already stored"
+            + (f", {updated}" if updated else "")
+            + f", in {report.seconds:.1f} s ({report.passages_per_second} passages/s)."
         )
-    if summary["duplicates"]:
-        out.print(f"{summary['duplicates']} duplicate passage(s) were indexed once.")
-    out.print(f"The collection holds {summary['count']} passages.")
+    if report.duplicates and report.embedded:  # a re-run that embedded nothing has no news
+        out.print(f"{report.duplicates} duplicate passage(s) were indexed once.")
+    if report.skipped_files:
+        out.print(f"{len(report.skipped_files)} file(s) skipped (see the skipped: lines above).")
+    out.print(f"The collection holds {report.count} passages.")
+
+
+def _index_on_ray(
+    store: ChromaStore,
+    paths: Sequence[Path],
+    server: str,
+    address: str | None,
+    actors: int,
+    show: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """``index --ray``: stella_rag.scale reads, splits and embeds the files on a Ray cluster."""
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise CliError("--ray needs Ray Data: pip install 'stella-rag[ray]'") from None
+    import logging
+
+    from rich.progress import Progress, TextColumn
+    from rich.progress import TimeElapsedColumn as Elapsed
+
+    from .scale import ScaleReport, embed_dataset, read_files
+
+    if not ray.is_initialized():  # no address: $RAY_ADDRESS, else a new Ray on this machine
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    dataset = read_files(paths, encoder=store.encoder, **options)
+    with Progress(
+        TextColumn("{task.description}"), TextColumn("{task.completed} passages"),
+        TextColumn("{task.fields[rate]} passages/s"), Elapsed(),
+        console=_stderr(),
+        disable=not show,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(f"indexing {store.name} on Ray", total=None, rate="…")
+
+        def on_progress(report: ScaleReport) -> None:
+            done = report.embedded + report.skipped
+            speed = f"{done / report.seconds:,.0f}" if report.seconds else "…"
+            bar.update(task, completed=done, rate=speed)
+
+        report = embed_dataset(
+            dataset,
+            encoder=store.encoder,
+            collection=store.name,
+            chroma={"server": server},
+            actors=actors,
+            on_progress=on_progress,
+        )
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    out = _stdout()
+    out.print(
+        f"Indexed on Ray ({report.actors} actor(s)) into {store.name!r}: {report.embedded} "
+        f"passages embedded, {report.skipped} already stored, in {report.seconds:.1f} s "
+        f"({report.passages_per_second} passages/s)."
+    )
+    out.print(f"The collection holds {report.count} passages.")
 
 
 def _check_chunking(chunk_tokens: int, overlap_tokens: int) -> None:
@@ -428,46 +466,44 @@ def _check_chunking(chunk_tokens: int, overlap_tokens: int) -> None:
         )
 
 
-def _index_with_progress(store: ChromaStore, items: Sequence[Any], show: bool) -> Any:
+def _ingest_with_progress(
+    store: ChromaStore, scan: FileScan, show: bool, **options: Any
+) -> IngestReport:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
-        ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
     )
-    from rich.text import Text
 
-    class RateColumn(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text("… passages/s" if not speed else f"{speed:,.0f} passages/s")
+    from ._ingest import ingest
 
-    texts = [p.text for p in items]
-    metas = [p.metadata or None for p in items]
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        RateColumn(),
+        TextColumn("{task.fields[rate]} passages/s"),
         TimeElapsedColumn(),
         console=_stderr(),
         disable=not show,
     ) as bar:
-        task = bar.add_task(f"indexing {store.name}", total=len(texts))
+        task = bar.add_task(f"indexing {store.name}", total=None, rate="…")
         done = {"n": 0}
 
-        def on_chunk(report: Any) -> None:
-            done["n"] = report.embedded + report.skipped + report.updated
-            bar.update(task, completed=done["n"])
+        def on_progress(report: IngestReport) -> None:
+            done["n"] = report.done
+            speed = f"{done['n'] / report.seconds:,.0f}" if report.seconds else "…"
+            total = max(report.texts, done["n"])  # splitting can make more passages than texts
+            bar.update(task, completed=done["n"], total=total, rate=speed)
 
         try:
-            return store.index(texts, metas, on_chunk=on_chunk)
+            return ingest(store, scan, on_progress=on_progress, **options)
         except KeyboardInterrupt:
+            stored = store.count()
             raise _fail(
-                f"interrupted after {done['n']} of {len(texts)} passages; those are stored, and "
-                "running the same command again continues from there",
+                f"interrupted; the collection holds {stored} passages, and running the same "
+                "command again continues from there",
                 130,
             ) from None
 
@@ -487,27 +523,25 @@ def search(
     server: ServerOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Whole passages in a table, not one line each.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The passages nearest to a query."""
+    """The passages nearest to a query: one line each (--full: whole passages)."""
     filters = _parse_where(where)
-    store = _open_store(
-        collection,
-        model=model,
-        path=path,
-        server=server,
-        device=device,
-        precision=precision,
-        create=False,
-    )
+    store = _open_store(collection, model, path, server, device, precision, create=False)
     hits = store.search(query, k=k, where=filters)
     if as_json:
         _print_json({"query": query, "collection": collection, "hits": _hits_json(hits)})
         return
+    out = _stdout()
     if not hits:
-        _stdout().print("No passages found.")
-        return
-    _stdout().print(_hits_table(hits))
+        out.print("No passages found.")
+    elif full:
+        out.print(_hits_table(hits))
+    else:
+        _print_compact(hits, out)
 
 
 def _parse_where(where: str | None) -> dict[str, Any] | None:
@@ -520,16 +554,6 @@ def _parse_where(where: str | None) -> dict[str, Any] | None:
     if not isinstance(filters, dict):
         raise CliError(f"--where must be a JSON object, got {where!r}")
     return filters
-
-
-CHAT_HELP = (
-    "Type a message and press Enter: the passages for the conversation so far are shown.\n"
-    "  /assistant TEXT  add the assistant's reply\n"
-    "  /show            the dialogue text that is encoded, and the turns dropped to fit\n"
-    "  /reset           start a new conversation\n"
-    "  /quit            leave (or Ctrl-D)\n"
-    "A message that starts with '/' is sent by doubling the slash: //etc."
-)
 
 
 @app.command()
@@ -548,138 +572,19 @@ def chat(
     as_json: JsonOpt = False,
 ) -> None:
     """A conversation: after each message, the passages for the whole chat so far."""
+    from ._cli_chat import run_chat
+    from ._dialogue import DialogueEncoder
     from ._retriever import ConversationalRetriever
-    from ._turns import Turn
 
-    _check_strategy(strategy)
-    store = _open_store(
-        collection,
-        model=model,
-        path=path,
-        server=server,
-        device=device,
-        precision=precision,
-        create=False,
+    store = _open_store(collection, model, path, server, device, precision, create=False)
+    encoder = DialogueEncoder(
+        dialogue_model,
+        general=store.encoder,
+        strategy=strategy,
+        max_tokens=max_tokens,
+        device=getattr(store.encoder, "device", None),
     )
-    encoder = _dialogue_encoder(store, dialogue_model, strategy, max_tokens)
-    retriever = ConversationalRetriever(store, encoder, k=k)
-    out = _stdout()
-    interactive = sys.stdin.isatty()
-    if interactive:
-        with contextlib.suppress(ImportError):  # not on every platform
-            import readline  # noqa: F401  (line editing and history for input())
-        out.print(f"Chatting with {collection!r} ({store.count()} passages, {encoder!r}).")
-        out.print(CHAT_HELP)
-    turns: list[Turn] = []
-
-    def say(event: dict[str, Any], text: str) -> None:
-        if as_json:
-            _print_json(event)
-        else:
-            out.print(text)
-
-    while True:
-        try:
-            line = input("you> " if interactive else "")
-        except EOFError:
-            break
-        except KeyboardInterrupt:
-            if interactive:
-                out.print()
-            break
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("/") and not line.startswith("//"):
-            command, _, arg = line[1:].partition(" ")
-            command, arg = command.lower(), arg.strip()
-            if command in ("quit", "exit", "q"):
-                break
-            if command == "help":
-                say({"event": "help", "text": CHAT_HELP}, CHAT_HELP)
-            elif command == "reset":
-                turns.clear()
-                say({"event": "reset"}, "Conversation reset.")
-            elif command == "assistant":
-                if not arg:
-                    _chat_error("/assistant needs the reply's text: /assistant TEXT")
-                    continue
-                turns.append(Turn("assistant", arg))
-                say(
-                    {"event": "assistant", "turns": len(turns)},
-                    f"Added the assistant's reply (turn {len(turns)}).",
-                )
-            elif command == "show":
-                _show_window(encoder, turns, as_json, out)
-            else:
-                _chat_error(
-                    f"unknown command /{command}; commands: /assistant TEXT, /show, /reset, "
-                    "/quit, /help"
-                )
-            continue
-        if line.startswith("//"):
-            line = line[1:]
-        turns.append(Turn("user", line))
-        try:
-            hits = retriever.retrieve(turns)
-        except (StellaRagError, ValueError) as exc:
-            turns.pop()
-            _chat_error(str(exc))
-            continue
-        if as_json:
-            _print_json(
-                {"event": "hits", "turn": len(turns), "text": line, "hits": _hits_json(hits)}
-            )
-        else:
-            out.print(_hits_table(hits, title=f"turn {len(turns)}: top {len(hits)} passages"))
-
-
-def _chat_error(message: str) -> None:
-    sys.stderr.write(f"error: {_one_line(message)}\n")
-    sys.stderr.flush()
-
-
-def _show_window(encoder: DialogueEncoder, turns: Sequence[Any], as_json: bool, out: Any) -> None:
-    if not turns:
-        if as_json:
-            _print_json({"event": "window", "text": "", "turns": 0, "dropped": 0})
-        else:
-            out.print("The conversation is empty.")
-        return
-    window = encoder.window(turns)
-    dropped = list(turns[: window.dropped])
-    kept = encoder.turns(turns)
-    planned = encoder.strategy.plan(encoder.view(kept))
-    if as_json:
-        _print_json(
-            {
-                "event": "window",
-                "text": window.text,
-                "tokens": window.tokens,
-                "turns": len(window.turns),
-                "dropped": window.dropped,
-                "dropped_turns": [{"role": t.role, "text": t.text} for t in dropped],
-                "truncated_last": window.truncated_last,
-                "strategy": encoder.strategy.name,
-                "encoded": planned,
-            }
-        )
-        return
-    from rich.text import Text
-
-    out.print(
-        f"Dialogue window: {len(window.turns)} turn(s), {window.tokens} of "
-        f"{encoder.max_tokens} tokens; {window.dropped} earliest turn(s) dropped"
-        + ("; the last turn was cut to its end" if window.truncated_last else "")
-        + "."
-    )
-    for i, turn in enumerate(dropped, start=1):
-        out.print(Text(f"  dropped {i}: {encoder.label(turn)}", style="dim"))
-    out.print(Text(window.text))
-    if planned != [window.text]:
-        out.print(f"Strategy {encoder.strategy.name!r} encodes {len(planned)} text(s):")
-        for text in planned:
-            out.print(Text(f"  {text}"))
+    run_chat(ConversationalRetriever(store, encoder, k=k), as_json=as_json)
 
 
 @app.command()
@@ -730,88 +635,31 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """MRR@10, Recall@1, Recall@10, nDCG@10 of conversational retrieval vs the last turn alone."""
-    _check_strategy(strategy)
-    results = _run_eval(
-        corpus,
-        dialogues,
-        model=model,
-        dialogue_model=dialogue_model,
-        strategy=strategy,
-        max_tokens=max_tokens,
-        device=device,
-        precision=precision,
-    )
-    if as_json:
-        _print_json(results)
-        return
-    _print_eval(results, _stdout())
-
-
-def _run_eval(
-    corpus: Path,
-    dialogues: Path,
-    *,
-    model: str | None,
-    dialogue_model: str | None,
-    strategy: str | None,
-    max_tokens: int | None,
-    device: str | None,
-    precision: str | None,
-) -> dict[str, Any]:
-    import uuid
-
     from . import _eval
     from ._dialogue import DialogueEncoder
-    from ._encoder import DEFAULT_MODEL, SentenceEncoder
-    from ._retriever import ConversationalRetriever
-    from ._store import ChromaStore
+    from ._encoder import DEFAULT_MODEL
 
     try:
         data = _eval.load_eval(corpus, dialogues)
     except OSError as exc:
         raise CliError(f"cannot read the eval set: {exc}") from None
-    encoder = SentenceEncoder(
-        model or DEFAULT_MODEL, device=device, precision=_precision(precision)
+    conversational = DialogueEncoder(
+        dialogue_model,
+        general=model or DEFAULT_MODEL,
+        strategy=strategy,
+        max_tokens=max_tokens,
+        device=device,
+        precision=_precision(precision),
     )
-    store = ChromaStore(f"stella-rag-eval-{uuid.uuid4().hex[:12]}", encoder=encoder)
-    try:
-        started = time.perf_counter()
-        store.add(
-            [p.text for p in data.corpus],
-            ids=[p.id for p in data.corpus],
-            metadatas=[{"lang": p.lang} for p in data.corpus],
-        )
-        conversational = DialogueEncoder(
-            dialogue_model,
-            general=encoder,
-            strategy=strategy,
-            max_tokens=max_tokens,
-            device=device,
-        )
-        baseline = DialogueEncoder(general=encoder, strategy="last_turn", max_tokens=max_tokens)
-        systems: dict[str, Any] = {}
-        for name, dialogue_encoder in (("conversational", conversational), ("last_turn", baseline)):
-            retriever = ConversationalRetriever(store, dialogue_encoder, k=_eval.K)
-            ranked = retriever.retrieve_many([case.turns for case in data.cases])
-            report = _eval.evaluate([[h.id for h in hits] for hits in ranked], data.cases)
-            systems[name] = report.to_dict()
-        seconds = time.perf_counter() - started
-    finally:
-        with contextlib.suppress(Exception):  # in memory: it goes with the process anyway
-            store.client.delete_collection(store.name)
-    return {
-        "model": encoder.model_id,
-        "dialogue_model": conversational.dialogue_model.model_id
-        if conversational.dialogue_model is not None
-        else None,
-        "strategy": conversational.strategy.name,
+    results = {
+        **_eval.compare(data, conversational, max_tokens=max_tokens),
         "corpus": str(corpus),
         "dialogues": str(dialogues),
-        "passages": len(data.corpus),
-        "cases": len(data.cases),
-        "seconds": round(seconds, 2),
-        "systems": systems,
     }
+    if as_json:
+        _print_json(results)
+        return
+    _print_eval(results, _stdout())
 
 
 _METRICS = (
@@ -866,43 +714,24 @@ def info(
     import torch
 
     from . import __version__
-    from ._encoder import DEFAULT_MODEL, SentenceEncoder
+    from ._encoder import DEFAULT_MODEL, describe_model
     from ._models import resolve_device
 
     resolved = resolve_device(device)
-    models: list[dict[str, Any]] = []
-    for role, name in (("documents", model or DEFAULT_MODEL), ("dialogue", dialogue_model)):
-        if name is None:
-            continue
-        encoder = SentenceEncoder(name, device=device, precision=_precision(precision))
-        entry: dict[str, Any] = {"role": role, "name": name, "model_id": encoder.model_id}
-        try:
-            encoder.load()
-            entry.update(
-                available=True,
-                dim=encoder.dim,
-                max_seq_length=encoder.max_seq_length,
-                device=encoder.device,
-                precision=encoder.precision,
-            )
-        except StellaRagError as exc:
-            entry.update(available=False, error=_one_line(str(exc)))
-        models.append(entry)
+    models = [
+        {"role": role, **describe_model(name, device=device, precision=_precision(precision))}
+        for role, name in (("documents", model or DEFAULT_MODEL), ("dialogue", dialogue_model))
+        if name is not None
+    ]
     store: dict[str, Any] = {"server": server} if server else {"path": str(path)}
     collections: list[dict[str, Any]] = []
     if server or path.is_dir():
+        from dataclasses import asdict
+
+        from ._store import list_collections
+
         client = _client(path, server, create=False)
-        for name, found in sorted(_collections(client).items()):
-            recorded = _recorded(found)
-            meta = dict(found.metadata or {})
-            collections.append(
-                {
-                    "name": name,
-                    "count": int(found.count()),
-                    "model": recorded.get("model"),
-                    "dim": meta.get("stella_rag:dim"),
-                }
-            )
+        collections = [asdict(c) for c in list_collections(client)]
         store["exists"] = True
     else:
         store["exists"] = False
@@ -933,14 +762,8 @@ def _print_info(data: dict[str, Any], out: Any) -> None:
         table.add_column(column)
     for m in data["models"]:
         if m["available"]:
-            table.add_row(
-                m["role"],
-                m["model_id"],
-                str(m["dim"]),
-                str(m["max_seq_length"]),
-                m["device"],
-                m["precision"],
-            )
+            sizes = (str(m["dim"]), str(m["max_seq_length"]))
+            table.add_row(m["role"], m["model_id"], *sizes, m["device"], m["precision"])
         else:
             table.add_row(m["role"], m["model_id"], "-", "-", "-", "not available: " + m["error"])
     out.print(table)
@@ -960,6 +783,40 @@ def _print_info(data: dict[str, Any], out: Any) -> None:
         out.print(table)
 
 
+@app.command(name="record-encoder")
+@_user_errors
+def record_encoder(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", envvar="STELLA_RAG_MODEL", help="The model that wrote the vectors."
+        ),
+    ],
+    collection: CollectionOpt = DEFAULT_COLLECTION,
+    path: PathOpt = DEFAULT_PATH,
+    server: ServerOpt = None,
+) -> None:
+    """Record which model wrote a collection made outside stella-rag (LangChain, LlamaIndex...).
+
+    From then on every command checks that model against the collection, and the warning about
+    an unrecorded collection stops. Recording the wrong model makes searches meaningless.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the unrecorded-collection warning is what we fix
+        store = _open_store(collection, model, path, server, "cpu", None, create=False)
+    already = not store.needs_record
+    store.record_encoder()
+    out = _stdout()
+    if already:
+        out.print(f"Collection {collection!r} already records {store.encoder.model_id!r}.")
+    else:
+        out.print(f"Recorded {store.encoder.model_id!r} as the encoder of {collection!r}.")
+
+
+# ------------------------------------------------------------------ training
+app.command(name="train-dialogue")(train_dialogue)
+
+
 # ---------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``stella-rag`` console script."""
@@ -968,7 +825,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     warnings.showwarning = _show_warning
-    app(args=list(argv) if argv is not None else None, prog_name="stella-rag")
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="stella-rag")
+    except SystemExit as exc:
+        if exc.code != 130:
+            raise
+        # Interrupted: what was written is committed. A normal exit would now run the native
+        # libraries' exit handlers while the model's worker thread is still inside a forward
+        # pass, and libtorch aborts ("terminate called without an active exception", 134).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 if __name__ == "__main__":  # python -m stella_rag.cli

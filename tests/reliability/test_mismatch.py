@@ -76,9 +76,9 @@ def test_open_with_another_encoder_is_refused(
     for word in words:
         assert word in message
     assert "written by" in message and "opened with" in message
-    # adopt=True does not override a recorded encoder
+    # ChromaStore.open with an explicit encoder does not override a recorded encoder either
     with pytest.raises(EncoderMismatchError):
-        ChromaStore(name, encoder=encoder, path=path, adopt=True)
+        ChromaStore.open(name, encoder=encoder, path=path)
     assert snapshot(ChromaStore(name, encoder=tiny, path=path)) == before
 
 
@@ -139,7 +139,7 @@ def _foreign_plain(client: Any, name: str, vectors: np.ndarray, texts: list[str]
 TEXTS = ["the battery lasts two days", "the museum opens on monday", "table tennis is fun"]
 
 
-def test_plain_chromadb_collection_warns_once_then_adopt(
+def test_plain_chromadb_collection_warns_once_then_record_encoder(
     tiny: SentenceEncoder, unique_name: Callable[[str], str]
 ) -> None:
     import chromadb
@@ -147,14 +147,17 @@ def test_plain_chromadb_collection_warns_once_then_adopt(
     client = chromadb.EphemeralClient()
     name = unique_name("plain")
     _foreign_plain(client, name, tiny.encode_documents(TEXTS), TEXTS)
-    with pytest.warns(StellaRagWarning, match=r"not created by stella-rag.*adopt=True") as record:
+    with pytest.warns(
+        StellaRagWarning, match=r"not created by stella-rag.*record_encoder"
+    ) as record:
         store = ChromaStore(name, encoder=tiny, client=client)
+        assert store.search(TEXTS[0], k=1)[0].text == TEXTS[0]  # usable as it is
     assert len(record) == 1
-    assert store.search(TEXTS[0], k=1)[0].text == TEXTS[0]  # usable as it is
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the second open in this process is quiet
-        ChromaStore(name, encoder=tiny, client=client)
-        adopted = ChromaStore(name, encoder=tiny, client=client, adopt=True)
+        warnings.simplefilter("error")  # the second use in this process is quiet
+        ChromaStore(name, encoder=tiny, client=client).search(TEXTS[0], k=1)
+        adopted = ChromaStore(name, encoder=tiny, client=client)
+        adopted.record_encoder()
     meta = adopted.collection.metadata
     assert meta["stella_rag:model_id"] == tiny.model_id and meta["stella_rag:dim"] == 48
     assert meta["owner"] == "someone"  # the owner's metadata is kept
@@ -176,9 +179,8 @@ def test_foreign_collection_of_another_dimension_is_refused(
     client = chromadb.EphemeralClient()
     name = unique_name("plain40")
     _foreign_plain(client, name, np.random.default_rng(0).random((3, 40)), TEXTS)
-    for adopt in (False, True):
-        with pytest.raises(EncoderMismatchError, match=r"40-d vectors.*48-d"):
-            ChromaStore(name, encoder=tiny, client=client, adopt=adopt)
+    with pytest.raises(EncoderMismatchError, match=r"40-d vectors.*48-d"):
+        ChromaStore(name, encoder=tiny, client=client)
     assert "stella_rag:model_id" not in (client.get_collection(name).metadata or {})
 
 
@@ -196,7 +198,7 @@ def test_empty_foreign_collection_is_adopted_silently(
     assert store.collection.metadata["stella_rag:model_id"] == tiny.model_id
 
 
-def test_langchain_chroma_collection_warns_then_adopt(
+def test_langchain_chroma_collection_warns_then_record_encoder(
     tiny: SentenceEncoder, unique_name: Callable[[str], str]
 ) -> None:
     import chromadb
@@ -212,8 +214,9 @@ def test_langchain_chroma_collection_warns_then_adopt(
     )
     lc.add_texts(TEXTS, metadatas=[{"source": f"{i}.txt"} for i in range(3)])
     with pytest.warns(StellaRagWarning, match=name):
-        ChromaStore(name, encoder=tiny, client=client)
-    adopted = ChromaStore(name, encoder=tiny, client=client, adopt=True)
+        ChromaStore(name, encoder=tiny, client=client).search("battery", k=1)
+    adopted = ChromaStore(name, encoder=tiny, client=client)
+    adopted.record_encoder()
     assert adopted.collection.metadata["stella_rag:model_id"] == tiny.model_id
     assert adopted.count() == 3
     # LangChain still reads and writes the adopted collection
@@ -222,4 +225,4 @@ def test_langchain_chroma_collection_warns_then_adopt(
     other = Chroma(name32, embedding_function=DeterministicFakeEmbedding(size=32), client=client)
     other.add_texts(TEXTS)
     with pytest.raises(EncoderMismatchError, match="32-d"):
-        ChromaStore(name32, encoder=tiny, client=client, adopt=True)
+        ChromaStore(name32, encoder=tiny, client=client)

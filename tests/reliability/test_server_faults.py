@@ -23,6 +23,7 @@ from stella_rag import (
     ChromaStore,
     StoreError,
     StoreUnavailableError,
+    _client,
     _store,
     connect,
 )
@@ -75,7 +76,7 @@ def test_hung_server_at_start(
 ) -> None:
     """chromadb alone would wait forever; connect() gives up after its timeout."""
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr(_store, "_CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(_client, "_CONNECT_TIMEOUT_S", 1.0)
     started = time.perf_counter()
     with pytest.raises(StoreUnavailableError) as info:
         connect(server=f"127.0.0.1:{silent_server}", headers=HEADER_CASES["bearer"])
@@ -206,7 +207,7 @@ def test_connect_to_a_real_server_with_headers(chroma_server: ChromaServer) -> N
     store = ChromaStore("with-headers", encoder=FakeEncoder(48), client=client)
     store.add(["a b", "c d"])
     assert store.count() == 2
-    assert client._server._session.timeout.read == _store._REQUEST_TIMEOUT_S
+    assert client._server._session.timeout.read == _client._REQUEST_TIMEOUT_S
     client.delete_collection("with-headers")
 
 
@@ -217,17 +218,17 @@ def test_server_restarted_mid_ingestion(
 ) -> None:
     """The ingestion retries with bounded backoff across the restart and completes."""
     monkeypatch.setattr(_store, "_CHUNK", 16)
-    monkeypatch.setattr(_store, "_RETRY_DELAYS_S", (0.5, 1.0, 2.0, 4.0, 8.0, 16.0))
+    monkeypatch.setattr(_client, "_RETRY_DELAYS_S", (0.5, 1.0, 2.0, 4.0, 8.0, 16.0))
     retried: list[str] = []
-    is_connection_error = _store._is_connection_error
+    classify = _client.classify
 
-    def counting(exc: BaseException) -> bool:
-        found = is_connection_error(exc)
-        if found:
+    def counting(exc: BaseException) -> _client.Fault | None:
+        fault = classify(exc)
+        if fault is not None and fault.kind == "unreachable":
             retried.append(type(exc).__name__)
-        return found
+        return fault
 
-    monkeypatch.setattr(_store, "_is_connection_error", counting)
+    monkeypatch.setattr(_client, "classify", counting)
     store = ChromaStore(
         "restarted", encoder=FakeEncoder(48), client=connect(server=own_server.address)
     )
@@ -273,7 +274,7 @@ def test_server_gone_for_good_mid_ingestion(
     """The retries run out: a clear error saying what was stored; a re-run completes it."""
     caplog.set_level(logging.DEBUG)
     monkeypatch.setattr(_store, "_CHUNK", 16)
-    monkeypatch.setattr(_store, "_RETRY_DELAYS_S", (0.1, 0.2, 0.4))
+    monkeypatch.setattr(_client, "_RETRY_DELAYS_S", (0.1, 0.2, 0.4))
     client = connect(server=own_server.address, headers=HEADER_CASES["bearer"])
     store = ChromaStore("gone", encoder=FakeEncoder(48), client=client)
     texts = _passages(200)
@@ -290,7 +291,7 @@ def test_server_gone_for_good_mid_ingestion(
     assert "did not come back within 1 s" in message
     assert "the 48 passages before position 48 are stored" in message
     assert "Re-running the same call completes it without duplicates" in message
-    assert info.value.report.embedded == 48  # type: ignore[attr-defined]
+    assert info.value.report is not None and info.value.report.embedded == 48
     _no_secret(info.value, caplog)
     own_server.start()
     report = store.index(texts)

@@ -8,11 +8,12 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from stella_rag import SentenceEncoder
+from stella_rag import DEFAULT_MODEL, SentenceEncoder, TruncationWarner
 
 __all__ = ["DEFAULT_MODEL_NAME", "StellaEmbeddings"]
 
-DEFAULT_MODEL_NAME = "infgrad/stella-large-zh-v3-1792d"
+DEFAULT_MODEL_NAME = DEFAULT_MODEL
+"""``stella_rag.DEFAULT_MODEL``, the core's default document model (Stella large, Chinese)."""
 
 
 class StellaEmbeddings(BaseModel, Embeddings):
@@ -64,6 +65,7 @@ class StellaEmbeddings(BaseModel, Embeddings):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     _encoder: SentenceEncoder = PrivateAttr()
+    _truncation: TruncationWarner = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
         self._encoder = SentenceEncoder(
@@ -75,6 +77,12 @@ class StellaEmbeddings(BaseModel, Embeddings):
             truncate_dim=self.truncate_dim,
             **self.model_kwargs,
         )
+        self._truncation = TruncationWarner(
+            "StellaEmbeddings",
+            "Split documents to the model's budget first: "
+            "StellaTextSplitter(embeddings).split_documents(docs) "
+            "(from langchain_stella import StellaTextSplitter).",
+        )
 
     @property
     def encoder(self) -> SentenceEncoder:
@@ -83,6 +91,7 @@ class StellaEmbeddings(BaseModel, Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages (the document side of the model)."""
+        self._truncation.check(self._encoder, texts)
         if not self.show_progress:
             return self._encoder.encode_documents(texts).tolist()
         from tqdm.auto import tqdm
@@ -98,7 +107,9 @@ class StellaEmbeddings(BaseModel, Embeddings):
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Like :meth:`embed_documents`, without blocking the event loop."""
-        return (await self._encoder.aencode_documents(texts)).tolist()
+        embeddings = (await self._encoder.aencode_documents(texts)).tolist()
+        self._truncation.check(self._encoder, texts)  # loaded by now: no load on the loop
+        return embeddings
 
     async def aembed_query(self, text: str) -> list[float]:
         """Like :meth:`embed_query`, without blocking the event loop."""

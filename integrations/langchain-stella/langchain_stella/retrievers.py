@@ -32,9 +32,7 @@ from stella_rag import (
     SentenceEncoder,
 )
 
-__all__ = ["DEFAULT_DIALOGUE_MODEL", "ChatInput", "StellaDialogueRetriever"]
-
-DEFAULT_DIALOGUE_MODEL = "infgrad/stella-dialogue-large-zh-v3-1792d"
+__all__ = ["ChatInput", "StellaDialogueRetriever"]
 
 ChatInput = str | Sequence[MessageLikeRepresentation] | Mapping[str, Any] | PromptValue
 """A chat: one user turn, a list of messages, or ``{"input": str, "chat_history": [...]}``."""
@@ -53,11 +51,13 @@ class StellaDialogueRetriever(BaseRetriever):
         vectorstore: a ``langchain_chroma.Chroma`` or a :class:`stella_rag.ChromaStore`.
         collection_name: instead of ``vectorstore``, a Chroma collection by name, in
             ``persist_directory`` or on ``client`` (default: in memory).
-        dialogue_model: the dialogue encoder (default: Stella's dialogue model). ``None`` embeds
-            the chat with the general model through ``strategy``.
+        dialogue_model: a dedicated dialogue model (``"stella-dialogue-zh"``, a hub id, a
+            folder or a ``SentenceEncoder``). Default ``None``, as in
+            :class:`stella_rag.DialogueEncoder`: the general model embeds the chat through
+            ``strategy``, so nothing beyond the documents' model is downloaded.
         general_model: the encoder of the documents (a name, a ``SentenceEncoder`` or a
             ``StellaEmbeddings``). Default: the one of ``vectorstore``, else the general model
-            the dialogue model was trained against.
+            the dialogue model was trained against, else ``stella_rag.DEFAULT_MODEL``.
         device: the device of the models given by name.
         strategy: how the general model embeds the chat when there is no dialogue model (a
             name in ``stella_rag.STRATEGIES`` or a ``QueryStrategy``; default: the core's).
@@ -75,7 +75,9 @@ class StellaDialogueRetriever(BaseRetriever):
             from langchain_core.messages import AIMessage, HumanMessage
             from langchain_stella import StellaDialogueRetriever
 
-            retriever = StellaDialogueRetriever(vectorstore=vectorstore, k=2)
+            retriever = StellaDialogueRetriever(
+                vectorstore=vectorstore, dialogue_model="stella-dialogue-zh", k=2
+            )
             retriever.invoke(
                 [HumanMessage("最近去打篮球了吗"), AIMessage("没有"), HumanMessage("为什么")]
             )
@@ -88,7 +90,7 @@ class StellaDialogueRetriever(BaseRetriever):
     collection_name: str | None = None
     persist_directory: str | None = None
     client: Any = None
-    dialogue_model: str | os.PathLike[str] | SentenceEncoder | None = DEFAULT_DIALOGUE_MODEL
+    dialogue_model: str | os.PathLike[str] | SentenceEncoder | None = None
     general_model: str | os.PathLike[str] | SentenceEncoder | StellaEmbeddings | None = None
     device: str | None = None
     strategy: str | QueryStrategy | None = None
@@ -131,9 +133,7 @@ class StellaDialogueRetriever(BaseRetriever):
                 "no collection: pass vectorstore= (a langchain_chroma.Chroma or a "
                 "stella_rag.ChromaStore) or collection_name= (with persist_directory= or client=)"
             )
-        if not (vs is None or isinstance(vs, ChromaStore)) and (
-            getattr(vs, "_collection", None) is None or not hasattr(vs, "_client")
-        ):
+        if not (vs is None or isinstance(vs, ChromaStore) or _is_langchain_chroma(vs)):
             raise TypeError(
                 "vectorstore must be a langchain_chroma.Chroma or a stella_rag.ChromaStore, "
                 f"got {type(vs).__name__}"
@@ -143,21 +143,22 @@ class StellaDialogueRetriever(BaseRetriever):
         vs = self.vectorstore
         if isinstance(vs, ChromaStore):
             return vs
-        if vs is not None:  # a langchain_chroma.Chroma
-            # Vectors written through a StellaEmbeddings of this very model: record that.
-            adopt = isinstance(chroma_embeddings, StellaEmbeddings) and (
-                chroma_embeddings.encoder.model_id == general.model_id
-                and chroma_embeddings.encoder.dim == general.dim
-                and chroma_embeddings.normalize == getattr(general, "normalize", True)
+        if vs is None:
+            assert self.collection_name is not None
+            return ChromaStore.open(
+                self.collection_name,
+                encoder=general,
+                path=self.persist_directory,
+                client=self.client,
+                create=True,
             )
-            return ChromaStore(vs._collection.name, encoder=general, client=vs._client, adopt=adopt)
-        assert self.collection_name is not None
-        return ChromaStore(
-            self.collection_name,
-            encoder=general,
-            path=self.persist_directory,
-            client=self.client,
-        )
+        # langchain_chroma.Chroma has no public accessor for its collection: the one private read.
+        store = ChromaStore.from_collection(vs._collection, encoder=general)
+        if isinstance(chroma_embeddings, StellaEmbeddings) and _same_space(
+            chroma_embeddings, general
+        ):
+            store.record_encoder()  # its vectors were written by this very encoder
+        return store
 
     @property
     def conversational_retriever(self) -> ConversationalRetriever:
@@ -240,6 +241,22 @@ def _dialogue(query: Any) -> str | list[BaseMessage]:
     raise TypeError(
         "the input must be a string, a list of messages or {'input': ..., 'chat_history': [...]}, "
         f"got {type(query).__name__}"
+    )
+
+
+def _is_langchain_chroma(vectorstore: Any) -> bool:
+    try:
+        from langchain_chroma import Chroma
+    except ImportError:  # then it cannot be one
+        return False
+    return isinstance(vectorstore, Chroma)
+
+
+def _same_space(embeddings: StellaEmbeddings, encoder: Any) -> bool:
+    return bool(
+        embeddings.encoder.model_id == encoder.model_id
+        and embeddings.encoder.dim == encoder.dim
+        and embeddings.normalize == getattr(encoder, "normalize", True)
     )
 
 

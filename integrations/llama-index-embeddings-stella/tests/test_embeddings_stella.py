@@ -41,7 +41,7 @@ def _is_vector(value: object, dim: int) -> bool:
 # ----------------------------------------------------------------- the package
 def test_public_api() -> None:
     module = importlib.import_module("llama_index.embeddings.stella")
-    assert module.__all__ == ["StellaEmbedding"]
+    assert module.__all__ == ["StellaEmbedding", "StellaNodeParser"]
 
 
 def test_namespace_packages_merge_with_installed_integrations() -> None:

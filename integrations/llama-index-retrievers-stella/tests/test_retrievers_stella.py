@@ -118,7 +118,13 @@ def li_index(minilm: SentenceEncoder, client: Any, li_nodes: list[TextNode]) -> 
 # ----------------------------------------------------------------- the package
 def test_public_api() -> None:
     module = importlib.import_module("llama_index.retrievers.stella")
-    assert module.__all__ == ["StellaDialogueRetriever"]
+    assert module.__all__ == [
+        "StellaContextBlock",
+        "StellaDialogueRetriever",
+        "StellaRetrieverTool",
+        "condense_plus_context_chat_engine",
+        "create_retriever_tool",
+    ]
 
 
 def test_namespace_packages_merge_with_installed_integrations() -> None:
@@ -336,9 +342,9 @@ def test_index_with_another_embed_model(
     with pytest.raises(TypeError, match="MockEmbedding, not StellaEmbedding"):
         StellaDialogueRetriever.from_index(index)
     # Naming the document model works, and stella-rag warns it cannot check who wrote them.
-    with pytest.warns(StellaRagWarning, match="adopt=True"):
-        retriever = StellaDialogueRetriever.from_index(index, DialogueEncoder(general=minilm))
-    assert len(retriever.retrieve(LAST_TURN)) == 4
+    retriever = StellaDialogueRetriever.from_index(index, DialogueEncoder(general=minilm))
+    with pytest.warns(StellaRagWarning, match="record_encoder"):
+        assert len(retriever.retrieve(LAST_TURN)) == 4
 
 
 def test_from_index_needs_chroma(minilm: SentenceEncoder) -> None:
@@ -411,3 +417,12 @@ def test_the_documented_composition(store: ChromaStore, prompts: list[str]) -> N
     assert PASSAGES[RELEVANT][1] in _context(prompts[-1])
     engine.reset()
     assert RELEVANT not in _ids(engine.chat(LAST_TURN).source_nodes)
+
+
+def test_a_dialogue_model_trained_by_stella_rag(
+    tiny: SentenceEncoder, tiny_trained_dialogue_model: str, client: Any
+) -> None:
+    store = ChromaStore(_name("trained"), encoder=tiny, client=client)
+    store.add([text for _, text in PASSAGES.values()], ids=list(PASSAGES))
+    retriever = StellaDialogueRetriever(store, tiny_trained_dialogue_model, similarity_top_k=2)
+    assert len(retriever.retrieve(LAST_TURN)) == 2

@@ -83,16 +83,16 @@ def test_a_foreign_collection_of_the_right_size_warns_once(collection_name: str)
         collection_name=collection_name, embedding_function=DeterministicFakeEmbedding(size=384)
     )
     vectorstore.add_texts(["one passage", "another passage", "a third passage"])
+    retriever = StellaDialogueRetriever(
+        vectorstore=vectorstore, general_model="minilm", dialogue_model=None
+    )
     with pytest.warns(StellaRagWarning, match="not created by stella-rag"):
-        retriever = StellaDialogueRetriever(
-            vectorstore=vectorstore, general_model="minilm", dialogue_model=None
-        )
-    assert len(retriever.invoke("a passage")) == 3
+        assert len(retriever.invoke("a passage")) == 3
     with warnings.catch_warnings():
         warnings.simplefilter("error", StellaRagWarning)
         StellaDialogueRetriever(
             vectorstore=vectorstore, general_model="minilm", dialogue_model=None
-        )
+        ).invoke("a passage")
 
 
 def test_a_collection_of_another_size_is_refused(collection_name: str) -> None:

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import langchain_stella
 
-EXPECTED_ALL = ["StellaDialogueRetriever", "StellaEmbeddings", "__version__"]
+EXPECTED_ALL = [
+    "StellaContextMiddleware",
+    "StellaDialogueRetriever",
+    "StellaEmbeddings",
+    "StellaTextSplitter",
+    "__version__",
+    "create_retrieval_node",
+    "create_stella_retriever_tool",
+]
 
 
 def test_all_imports() -> None:

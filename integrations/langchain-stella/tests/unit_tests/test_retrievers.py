@@ -192,3 +192,17 @@ def test_as_history_aware_retriever_takes_the_whole_dict(
     assert not isinstance(runnable, BaseRetriever)  # create_retrieval_chain passes it the dict
     chat = {"input": "why not", "chat_history": [("human", CHAT[0][1]), ("ai", CHAT[1][1])]}
     assert _same(_got(runnable.invoke(chat)), _core(retriever, CHAT))
+
+
+def test_a_dialogue_model_trained_by_stella_rag(
+    store: ChromaStore, tiny_trained_dialogue_model: str, tiny_dialogue_model: str, tmp_path: Path
+) -> None:
+    retriever = StellaDialogueRetriever(
+        vectorstore=store, dialogue_model=tiny_trained_dialogue_model, k=2
+    )
+    assert retriever.conversational_retriever.dialogue_encoder.strategy.name == "dialogue"
+    assert len(retriever.invoke([("user", "basketball"), ("user", "why not")])) == 2
+    other = ChromaStore("other", encoder=SentenceEncoder(tiny_dialogue_model), path=tmp_path)
+    other.add(["a passage"])
+    with pytest.raises(EncoderMismatchError, match="trained against"):
+        StellaDialogueRetriever(vectorstore=other, dialogue_model=tiny_trained_dialogue_model)

@@ -9,11 +9,9 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager
 
-from stella_rag import SentenceEncoder
+from stella_rag import DEFAULT_MODEL, SentenceEncoder, TruncationWarner
 
 __all__ = ["DEFAULT_EMBED_BATCH_SIZE", "DEFAULT_MODEL", "StellaEmbedding"]
-
-DEFAULT_MODEL = "stella-large-zh"
 
 DEFAULT_EMBED_BATCH_SIZE = 1024
 """Texts handed to the encoder per call. LlamaIndex's default of 10 would cut every request into
@@ -71,6 +69,7 @@ class StellaEmbedding(BaseEmbedding):
     trust_remote_code: bool = Field(default=False, description="Run code shipped with the model.")
 
     _encoder: SentenceEncoder = PrivateAttr()
+    _truncation: TruncationWarner = PrivateAttr()
 
     def __init__(
         self,
@@ -130,6 +129,12 @@ class StellaEmbedding(BaseEmbedding):
             fields["callback_manager"] = callback_manager
         super().__init__(**fields, **kwargs)
         self._encoder = encoder
+        self._truncation = TruncationWarner(
+            "StellaEmbedding",
+            "Split documents to the model's budget: Settings.node_parser = "
+            "StellaNodeParser.from_defaults(embed_model) "
+            "(from llama_index.embeddings.stella import StellaNodeParser).",
+        )
 
     @classmethod
     def class_name(cls) -> str:
@@ -150,9 +155,11 @@ class StellaEmbedding(BaseEmbedding):
         return self._encoder.encode_queries([query])[0].tolist()
 
     def _get_text_embedding(self, text: str) -> Embedding:
+        self._truncation.check(self._encoder, [text])
         return self._encoder.encode_documents([text])[0].tolist()
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        self._truncation.check(self._encoder, texts)
         return self._encoder.encode_documents(texts).tolist()
 
     # ----------------------------------------------------------------- async
@@ -160,7 +167,11 @@ class StellaEmbedding(BaseEmbedding):
         return (await self._encoder.aencode_queries([query]))[0].tolist()
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return (await self._encoder.aencode_documents([text]))[0].tolist()
+        embedding = (await self._encoder.aencode_documents([text]))[0].tolist()
+        self._truncation.check(self._encoder, [text])  # loaded by now: no load on the loop
+        return embedding
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return (await self._encoder.aencode_documents(texts)).tolist()
+        embeddings = (await self._encoder.aencode_documents(texts)).tolist()
+        self._truncation.check(self._encoder, texts)
+        return embeddings

@@ -92,27 +92,20 @@ class StellaDialogueRetriever(BaseRetriever):
         cls,
         index: VectorStoreIndex,
         dialogue_encoder: DialogueEncoderLike = None,
-        *,
-        adopt: bool | None = None,
         **kwargs: Any,
     ) -> StellaDialogueRetriever:
         """A retriever over a ``VectorStoreIndex`` backed by a ``ChromaVectorStore``.
 
         Args:
-            index: the index; its ``embed_model`` should be a ``StellaEmbedding``.
+            index: the index; its ``embed_model`` should be a ``StellaEmbedding``, whose encoder
+                is then recorded in the Chroma collection (``ChromaStore.record_encoder``), so
+                that later opens check it.
             dialogue_encoder: as in the constructor; a :class:`stella_rag.DialogueEncoder`
                 is required when the index embeds with something else.
-            adopt: record the index's encoder in the Chroma collection (so later opens check
-                it). Default: yes when the index embeds with ``StellaEmbedding``, since that
-                model wrote its nodes.
             **kwargs: passed to the constructor.
         """
         return cls.from_vector_store(
-            index.vector_store,
-            getattr(index, "_embed_model", None),
-            dialogue_encoder,
-            adopt=adopt,
-            **kwargs,
+            index.vector_store, getattr(index, "_embed_model", None), dialogue_encoder, **kwargs
         )
 
     @classmethod
@@ -121,8 +114,6 @@ class StellaDialogueRetriever(BaseRetriever):
         vector_store: BasePydanticVectorStore,
         embed_model: Any = None,
         dialogue_encoder: DialogueEncoderLike = None,
-        *,
-        adopt: bool | None = None,
         **kwargs: Any,
     ) -> StellaDialogueRetriever:
         """A retriever over a ``ChromaVectorStore`` whose nodes ``embed_model`` embedded."""
@@ -136,8 +127,6 @@ class StellaDialogueRetriever(BaseRetriever):
             )
         if isinstance(embed_model, StellaEmbedding):
             general: Any = embed_model.encoder
-            if adopt is None:
-                adopt = True
         elif isinstance(dialogue_encoder, DialogueEncoder):
             general = dialogue_encoder.general
         else:
@@ -146,7 +135,9 @@ class StellaDialogueRetriever(BaseRetriever):
                 f"{type(embed_model).__name__}, not StellaEmbedding; index with StellaEmbedding "
                 "or pass dialogue_encoder=DialogueEncoder(..., general=<the document model>)"
             )
-        store = ChromaStore.from_collection(vector_store.client, encoder=general, adopt=bool(adopt))
+        store = ChromaStore.from_collection(vector_store.client, encoder=general)
+        if isinstance(embed_model, StellaEmbedding):
+            store.record_encoder()  # that model wrote the nodes
         return cls(store, dialogue_encoder, **kwargs)
 
     def with_memory(self, memory: BaseMemory) -> StellaDialogueRetriever:
