@@ -184,9 +184,8 @@ def parse_record(record: dict[str, Any]) -> RewritePair:
         history = _history(record)
         if not isinstance(history, list):
             raise TrainingDataError("the history must be a list of strings")
-        question = record.get("Question", record.get("question"))
-        turns = (*_alternating(history, "assistant", "history item"), Turn("user", ""))
-        turns = (*turns[:-1], Turn("user", _text(question, "'Question'")))
+        question = _text(record.get("Question", record.get("question")), "'Question'")
+        turns = (*_alternating(history, "assistant", "history item"), Turn("user", question))
         rewrite = record.get("Rewrite", record.get("rewrite"))
     else:
         raise TrainingDataError(
