@@ -441,3 +441,10 @@ def test_router_export_routes_queries_to_the_dialogue_model(
     document = router.encode_document([GOOD["positive"]], normalize_embeddings=True)
     assert np.allclose(query, dialogue.encode_queries([chat]), atol=1e-5)
     assert np.allclose(document, general.encode_documents([GOOD["positive"]]), atol=1e-5)
+
+
+def test_no_pairs_is_a_clear_error(tiny_model: str, tmp_path: Path) -> None:
+    from stella_rag.train import train_dialogue_encoder
+
+    with pytest.raises(TrainingDataError, match="no training pairs"):
+        train_dialogue_encoder(tiny_model, tmp_path, [], progress=False)

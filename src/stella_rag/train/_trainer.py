@@ -25,6 +25,7 @@ import numpy as np
 
 from .._dialogue import SEP, DialogueEncoder
 from .._encoder import SentenceEncoder, resolve_encoder
+from .._errors import TrainingDataError
 from .._pairing import DialogueModelInfo, only_installed_code, weights_fingerprint
 from ._data import ReadReport, RewritePair, augment, read_pairs
 
@@ -321,6 +322,8 @@ def train_dialogue_encoder(
         report = read_pairs(data)
     else:
         report = ReadReport(pairs=list(data))
+    if not report.pairs:
+        raise TrainingDataError("no training pairs: pass at least one dialogue with its rewrite")
     pairs = _sample(report.pairs, config.fraction, config.seed)
     examples = augment(pairs, seed=config.seed) if config.augment else list(pairs)
     rng = random.Random(config.seed)
