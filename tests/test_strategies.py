@@ -89,7 +89,7 @@ OTHER_ENTITY = embed("the talvo phone costs 499 dollars price")
 
 # ------------------------------------------------------------------------------- registry
 def test_registry_names_and_default() -> None:
-    assert set(STRATEGIES) == {"dialogue", "last_turn", *HISTORY_AWARE}
+    assert set(STRATEGIES) == {"dialogue", "last_turn", "in_context", *HISTORY_AWARE}
     assert DEFAULT_STRATEGY == "contextual"
     assert isinstance(get_strategy(None), ContextualStrategy)
     for name, cls in STRATEGIES.items():

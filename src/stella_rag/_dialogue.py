@@ -209,11 +209,18 @@ class DialogueEncoder:
         self.strategy = get_strategy(
             "dialogue" if strategy is None and self.dialogue_model is not None else strategy
         )
+        if self.strategy.pooling == "last_turn" and not callable(
+            getattr(self.encoder, "encode_last_turns", None)
+        ):
+            raise ValueError(
+                f"strategy {self.strategy.name!r} pools the last turn's tokens, which needs a "
+                f"SentenceEncoder; got {type(self.encoder).__name__}"
+            )
         self._max_tokens = max_tokens
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"cache_size must be an integer >= 0, got {cache_size!r}")
         self._cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._costs: tuple[int, int] | None = None
 
@@ -423,27 +430,33 @@ class DialogueEncoder:
             start += len(plan)
         return out
 
+    def _encode_fresh(self, texts: list[str]) -> np.ndarray:
+        if self.strategy.pooling == "last_turn":
+            return np.asarray(self.encoder.encode_last_turns(texts, SEP))  # type: ignore[attr-defined]
+        return np.asarray(self.encoder.encode_queries(texts))
+
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
         """Query-side vectors of texts, reusing those of texts seen recently.
 
         In a chat the earlier turns come back at every turn; their vectors do not change.
         """
         if self._cache_size == 0:
-            return np.asarray(self.encoder.encode_queries(texts))
+            return self._encode_fresh(texts)
+        pooling = self.strategy.pooling  # a text pooled two ways has two vectors
         found: dict[str, np.ndarray] = {}
         with self._cache_lock:
             for text in texts:
-                vector = self._cache.get(text)
+                vector = self._cache.get((pooling, text))
                 if vector is not None:
-                    self._cache.move_to_end(text)
+                    self._cache.move_to_end((pooling, text))
                     found[text] = vector
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
-            fresh = self.encoder.encode_queries(missing)
+            fresh = self._encode_fresh(missing)
             with self._cache_lock:
                 for text, vector in zip(missing, fresh, strict=True):
                     found[text] = vector
-                    self._cache[text] = vector
+                    self._cache[(pooling, text)] = vector
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return np.stack([found[t] for t in texts])

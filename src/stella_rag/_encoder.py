@@ -305,15 +305,25 @@ class SentenceEncoder:
         return str(prompts.get(default) or "") if default else ""
 
     def _submit(
-        self, texts: list[str], side: Side, on_progress: Callable[[int], None] | None = None
+        self,
+        texts: list[str],
+        side: Side,
+        on_progress: Callable[[int], None] | None = None,
+        pool_after: list[int] | None = None,
     ) -> Future[np.ndarray]:
         prompt = self._prompt(side)
         if prompt:
             texts = [prompt + t for t in texts]
         if self._pool_devices is not None:
+            assert pool_after is None, "check_last_turns() first"
             return self._device_pool().submit(texts, self.max_seq_length, self.batch_size, side)
         return self._runner.submit(
-            texts, self.max_seq_length, self.batch_size, task=side, on_rows=on_progress
+            texts,
+            self.max_seq_length,
+            self.batch_size,
+            task=side,
+            on_rows=on_progress,
+            pool_after=pool_after,
         )
 
     def _finish(self, vectors: np.ndarray) -> np.ndarray:
@@ -356,6 +366,38 @@ class SentenceEncoder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed queries (uses the model's ``"query"`` prompt when it has one)."""
         return self._encode(texts, "query")
+
+    def encode_last_turns(self, texts: Sequence[str], separator: str = "[SEP]") -> np.ndarray:
+        """Query vectors of formatted chats, pooled over the last turn's tokens only.
+
+        The whole text goes through the transformer, so the last turn's tokens are read in the
+        context of the turns before it; the model's pooling then averages only the tokens after
+        the last ``separator`` (:class:`~stella_rag.modules.LastTurnPooling`; the CQE idea).
+        Any Dense/Normalize modules after the pooling run as usual, so the vectors are in the
+        same space as :meth:`encode_documents`. A text without the separator is pooled whole.
+
+        Raises:
+            ValueError: the model cannot pool this way (an onnx-int8 encoder, whose graph has
+                its pooling built in; a Router model; a model without a Pooling module; an
+                encoder on several devices).
+        """
+        items = check_texts(texts)
+        if not isinstance(separator, str) or not separator:
+            raise ValueError(f"separator must be a non-empty string, got {separator!r}")
+        self.check_last_turns()
+        ids = self.tokenizer(separator, add_special_tokens=False)["input_ids"]
+        if not items:
+            return self._empty()
+        return self._finish(self._submit(items, "query", pool_after=list(ids)).result())
+
+    def check_last_turns(self) -> None:
+        """Raise ``ValueError`` now if :meth:`encode_last_turns` cannot work for this model."""
+        if self._pool_devices is not None:
+            raise ValueError(
+                "pooling only the last turn needs a single-device encoder; this one runs on "
+                f"{list(self._pool_devices)}"
+            )
+        self._runner.check_pool_after()
 
     async def aencode_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Like :meth:`encode_documents`, without blocking the event loop."""

@@ -23,7 +23,7 @@ import contextlib
 import queue
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -60,6 +60,7 @@ _MEMO_BATCH = 8
 
 
 Task = Literal["query", "document"]
+_Bucket = tuple[int, int, Task | None, tuple[int, ...] | None]
 
 
 @dataclass
@@ -70,6 +71,7 @@ class _Request:
     task: Task | None = None
     future: Future[np.ndarray] = field(default_factory=Future)
     on_rows: Callable[[int], None] | None = None
+    pool_after: tuple[int, ...] | None = None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -100,6 +102,7 @@ class ModelRunner:
         self._memo: OrderedDict[tuple[Task | None, str], dict[str, Any]] = OrderedDict()
         self._memo_lock = threading.Lock()
         self.forward: Callable[[dict[str, Any]], Any] = self._default_forward
+        self._last_turn_pooling: dict[tuple[int, ...], dict[int, Any]] = {}
 
     # ----------------------------------------------------------------- public
     def submit(
@@ -110,14 +113,27 @@ class ModelRunner:
         *,
         task: Task | None = None,
         on_rows: Callable[[int], None] | None = None,
+        pool_after: Sequence[int] | None = None,
     ) -> Future[np.ndarray]:
         """Queue texts for encoding; the future's result is a float32 array (unnormalised).
 
         ``task`` is the side (``"query"`` or ``"document"``): the route of a ``Router`` model.
         ``on_rows`` is called on the worker after each forward pass with how many of these texts
         it encoded, so that a progress bar moves more often than once per request.
+        ``pool_after``: token ids of a separator; the model's pooling then reads only the tokens
+        after the last one (:class:`~stella_rag.modules.LastTurnPooling`), the rest of the model
+        unchanged.
         """
-        request = _Request(texts, max_len, batch_size, task, on_rows=on_rows)
+        if pool_after is not None:
+            self.check_pool_after()
+        request = _Request(
+            texts,
+            max_len,
+            batch_size,
+            task,
+            on_rows=on_rows,
+            pool_after=None if pool_after is None else tuple(int(i) for i in pool_after),
+        )
         self._ensure_thread()
         self._queue.put(request)
         return request.future
@@ -225,21 +241,28 @@ class ModelRunner:
                     break
                 group.append(request)
                 waiting += len(request.texts)
-            buckets: dict[tuple[int, int, Task | None], list[_Request]] = defaultdict(list)
+            buckets: dict[_Bucket, list[_Request]] = defaultdict(list)
             for request in group:
                 if request.future.set_running_or_notify_cancel():
-                    key = (request.max_len, request.batch_size, request.task)
+                    key = (request.max_len, request.batch_size, request.task, request.pool_after)
                     buckets[key].append(request)
-            for (max_len, batch_size, task), requests in buckets.items():
-                self._serve(requests, max_len, batch_size, task)
+            for key, requests in buckets.items():
+                self._serve(requests, *key)
 
     def _serve(
-        self, requests: list[_Request], max_len: int, batch_size: int, task: Task | None
+        self,
+        requests: list[_Request],
+        max_len: int,
+        batch_size: int,
+        task: Task | None,
+        pool_after: tuple[int, ...] | None = None,
     ) -> None:
         texts = [t for r in requests for t in r.texts]
         on_rows = _split_progress(requests)
         try:
-            vectors = self.encode(texts, max_len, batch_size, task=task, on_rows=on_rows)
+            vectors = self.encode(
+                texts, max_len, batch_size, task=task, on_rows=on_rows, pool_after=pool_after
+            )
         except BaseException as exc:  # handed to every caller; the worker lives on
             for r in requests:
                 r.future.set_exception(exc)
@@ -258,10 +281,13 @@ class ModelRunner:
         *,
         task: Task | None = None,
         on_rows: Callable[[np.ndarray], None] | None = None,
+        pool_after: tuple[int, ...] | None = None,
     ) -> np.ndarray:
         """Encode on the calling thread (the worker calls this)."""
         model: Any = self.loaded.model
         tokenizer = self.tokenizer(task)
+        if pool_after is not None and (tokenizer is None or not callable(tokenizer)):
+            raise ValueError(f"{self.loaded.source.model_id!r} has no tokenizer to pool by")
         if tokenizer is None or not callable(tokenizer):
             kwargs = {} if task is None else {"task": task}
             return np.asarray(
@@ -289,7 +315,7 @@ class ModelRunner:
                 if len(short) and short[0] > 0:
                     take = int(short[0])
             idx = order[i : i + take]
-            rows = self._forward_rows(tokenizer, enc, idx, task)
+            rows = self._forward_rows(tokenizer, enc, idx, task, pool_after)
             if out is None:
                 out = np.empty((len(texts), rows.shape[1]), dtype=np.float32)
             out[idx] = rows
@@ -300,7 +326,12 @@ class ModelRunner:
         return out
 
     def _forward_rows(
-        self, tokenizer: Any, enc: Any, idx: np.ndarray, task: Task | None = None
+        self,
+        tokenizer: Any,
+        enc: Any,
+        idx: np.ndarray,
+        task: Task | None = None,
+        pool_after: tuple[int, ...] | None = None,
     ) -> np.ndarray:
         import torch
 
@@ -316,7 +347,10 @@ class ModelRunner:
                 features["task"] = task  # the Router reads its route here, as encode() sets it
         try:
             with self._one_pass(), torch.inference_mode():
-                embeddings = self.forward(features)
+                if pool_after is None:
+                    embeddings = self.forward(features)
+                else:
+                    embeddings = self._forward_pooled_after(features, pool_after)
             return _as_float32(embeddings)
         except BaseException as exc:
             if len(idx) == 1 or not is_out_of_memory(exc):
@@ -330,8 +364,8 @@ class ModelRunner:
         half = len(idx) // 2
         return np.concatenate(
             [
-                self._forward_rows(tokenizer, enc, idx[:half], task),
-                self._forward_rows(tokenizer, enc, idx[half:], task),
+                self._forward_rows(tokenizer, enc, idx[:half], task, pool_after),
+                self._forward_rows(tokenizer, enc, idx[half:], task, pool_after),
             ]
         )
 
@@ -342,6 +376,42 @@ class ModelRunner:
             feeds = {n: np.asarray(features[n], dtype=np.int64) for n in names}
             return session.run(None, feeds)[0]
         return self.loaded.model(features)["sentence_embedding"]
+
+    def check_pool_after(self) -> None:
+        """Raise ``ValueError`` if this model cannot pool the tokens after a separator."""
+        why = None
+        if self.loaded.session is not None:
+            why = "its onnx-int8 graph has the pooling built in (use backend='torch' or 'onnx')"
+        elif self.router is not None:
+            why = "it is a Router model"
+        elif not any(_is_pooling(m) for m in self.loaded.model):
+            why = "it has no sentence-transformers Pooling module"
+        if why is not None:
+            raise ValueError(
+                f"{self.loaded.source.model_id!r} cannot pool the last turn's tokens: {why}"
+            )
+
+    def _forward_pooled_after(self, features: dict[str, Any], separator: tuple[int, ...]) -> Any:
+        """The model's forward pass with its Pooling swapped for a last-turn pooling."""
+        swapped = self._last_turn_pooling.get(separator)
+        if swapped is None:
+            from .modules import LastTurnPooling
+
+            swapped = {}
+            model: Any = self.loaded.model
+            for module in model:
+                if _is_pooling(module):
+                    pooling = LastTurnPooling(
+                        module.embedding_dimension,
+                        pooling_mode=module.pooling_mode,
+                        include_prompt=module.include_prompt,
+                        separator_ids=list(separator),
+                    )
+                    swapped[id(module)] = pooling.to(self.loaded.model.device)
+            self._last_turn_pooling[separator] = swapped
+        for module in self.loaded.model:
+            features = swapped.get(id(module), module)(features)
+        return features["sentence_embedding"]
 
     @contextlib.contextmanager
     def _one_pass(self) -> Iterator[None]:
@@ -354,6 +424,14 @@ class ModelRunner:
         finally:
             with self._stats_lock:
                 self._active -= 1
+
+
+def _is_pooling(module: Any) -> bool:
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling
+    except ImportError:  # sentence-transformers 5
+        from sentence_transformers.models import Pooling  # type: ignore[no-redef]
+    return isinstance(module, Pooling)
 
 
 def _as_float32(embeddings: Any) -> np.ndarray:

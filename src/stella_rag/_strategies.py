@@ -37,6 +37,7 @@ __all__ = [
     "ContextualStrategy",
     "DialogueStrategy",
     "DialogueView",
+    "InContextStrategy",
     "LastTurnStrategy",
     "MixStrategy",
     "PairwiseStrategy",
@@ -78,6 +79,10 @@ class QueryStrategy(ABC):
     """Turns a dialogue into the texts to encode, and their vectors into one query vector."""
 
     name: ClassVar[str]
+    pooling: ClassVar[str] = "model"
+    """How the planned texts are pooled: ``"model"`` (the encoder's own pooling) or
+    ``"last_turn"`` (only the tokens after the last turn separator, read in context; see
+    :meth:`stella_rag.SentenceEncoder.encode_last_turns`)."""
 
     @abstractmethod
     def plan(self, dialogue: DialogueView) -> list[str]:
@@ -99,6 +104,28 @@ class DialogueStrategy(QueryStrategy):
     """
 
     name = "dialogue"
+
+    def plan(self, dialogue: DialogueView) -> list[str]:
+        return [dialogue.format(dialogue.turns)]
+
+    def combine(self, dialogue: DialogueView, vectors: np.ndarray) -> np.ndarray:
+        return _unit(vectors[0])
+
+
+class InContextStrategy(QueryStrategy):
+    """One pass over the whole chat, pooling only the last turn's tokens (untrained CQE).
+
+    The formatted chat (earliest turns dropped to fit) goes through the general encoder once;
+    the vector is the mean of the last turn's token vectors, which the transformer has read
+    next to the turns before it, so "it" and "and the price?" pick up what they refer to while
+    the vector stays about the question. It is the pooling of the dialogue models that
+    ``stella-rag train-dialogue`` trains, here without training. Needs a
+    :class:`~stella_rag.SentenceEncoder` with a Pooling module on one device (not
+    ``backend="onnx-int8"``).
+    """
+
+    name = "in_context"
+    pooling = "last_turn"
 
     def plan(self, dialogue: DialogueView) -> list[str]:
         return [dialogue.format(dialogue.turns)]
@@ -429,6 +456,7 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
     for cls in (
         DialogueStrategy,
         LastTurnStrategy,
+        InContextStrategy,
         MixStrategy,
         RecencyStrategy,
         RelevanceStrategy,
