@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The tests' own daemon folder: never a daemon the developer has running.
+os.environ["STELLA_RAG_DAEMON_DIR"] = tempfile.mkdtemp(prefix="stella-rag-test-daemon-")
 
 from stella_rag import SentenceEncoder
 from stella_rag.testing import ChromaServer, build_bert_model

@@ -6,35 +6,17 @@ import json
 import os
 import pty
 import re
-import select
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from cli_helpers import CLI, ENV, assert_one_line_error, ok_json, read_pty, run
 
 from stella_rag import SentenceEncoder
 from stella_rag.testing import ChromaServer, free_port
-
-_SCRIPT = Path(sys.executable).with_name("stella-rag")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "stella_rag.cli"]
-
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-    "TOKENIZERS_PARALLELISM": "false",
-    "NO_COLOR": "1",
-    "COLUMNS": "200",
-    "PYTHONUNBUFFERED": "1",
-}
-for _key in ("STELLA_RAG_PATH", "STELLA_RAG_SERVER", "STELLA_RAG_MODEL", "STELLA_RAG_COLLECTION"):
-    ENV.pop(_key, None)
 
 MUSEUM = "The Calloway Maritime Museum is closed on Mondays and opens at ten on other days."
 LONG_TEXT = "\n\n".join(
@@ -42,36 +24,6 @@ LONG_TEXT = "\n\n".join(
     "Tickets for the museum cost twelve dollars, and the city opens it every day."
     for i in range(12)
 )
-
-
-def run(
-    *args: str, cwd: Path, stdin: str | None = None, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        cwd=cwd,
-        env=ENV,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -304,28 +256,6 @@ def test_chat_show_names_the_dropped_turns(indexed: Path) -> None:
     assert "turn 3: top 4 passages" in out
 
 
-def _read_pty(
-    fd: int, proc: subprocess.Popen[bytes], done: Callable[[str], bool], timeout: float
-) -> str:
-    out = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-            if done(out.decode("utf-8", "replace")):
-                break
-        elif proc.poll() is not None:
-            break
-    return out.decode("utf-8", "replace")
-
-
 def _in_pty(args: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], int]:
     master, slave = pty.openpty()
     proc = subprocess.Popen(
@@ -344,10 +274,10 @@ def _in_pty(args: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], int]:
 def test_chat_in_a_terminal(indexed: Path) -> None:
     proc, fd = _in_pty(["chat", "-k", "2"], indexed)
     try:
-        banner = _read_pty(fd, proc, lambda s: "you> " in s, 120)
+        banner = read_pty(fd, proc, lambda s: "you> " in s, 120)
         assert "/assistant TEXT" in banner
         os.write(fd, (MUSEUM + "\n").encode())
-        answer = _read_pty(fd, proc, lambda s: "you> " in s, 60)
+        answer = read_pty(fd, proc, lambda s: "you> " in s, 60)
         assert "turn 1: top 2 passages" in answer
         assert "Calloway" in answer
         os.write(fd, b"/quit\n")
@@ -379,7 +309,7 @@ def test_index_resumes_after_being_killed(tiny_model: str, tmp_path: Path) -> No
         def some_written(screen: str) -> bool:
             return any(600 < int(n) < total for n in progress.findall(screen))
 
-        screen = _read_pty(fd, proc, some_written, 180)
+        screen = read_pty(fd, proc, some_written, 180)
         assert proc.poll() is None, f"the index finished before it could be killed:\n{screen}"
         assert "passages/s" in screen
         proc.send_signal(signal.SIGKILL)

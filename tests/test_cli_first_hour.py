@@ -7,54 +7,18 @@ import json
 import os
 import pty
 import re
-import select
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import chromadb
 import pytest
+from cli_helpers import CLI, ENV, ok_json, read_pty, run
 
 from stella_rag import SentenceEncoder
 
-_SCRIPT = Path(sys.executable).with_name("stella-rag")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "stella_rag.cli"]
-
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-    "TOKENIZERS_PARALLELISM": "false",
-    "NO_COLOR": "1",
-    "COLUMNS": "200",
-    "PYTHONUNBUFFERED": "1",
-}
-for _key in ("STELLA_RAG_PATH", "STELLA_RAG_SERVER", "STELLA_RAG_MODEL", "STELLA_RAG_COLLECTION"):
-    ENV.pop(_key, None)
-
 BRACKETS = "Install the offline model with pip install stella-rag[offline] and read b[i] first."
-
-
-def run(
-    *args: str, cwd: Path, stdin: str | None = None, columns: int = 200
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        cwd=cwd,
-        env={**ENV, "COLUMNS": str(columns)},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
-def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -210,26 +174,6 @@ def test_a_foreign_collection_can_be_recorded_from_the_cli(
     assert "museum" in after.stdout
 
 
-def _read_pty(fd: int, proc: subprocess.Popen[bytes], done: Any, timeout: float) -> str:
-    out = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-            if done(out.decode("utf-8", "replace")):
-                break
-        elif proc.poll() is not None:
-            break
-    return out.decode("utf-8", "replace")
-
-
 @pytest.mark.slow
 def test_ctrl_c_during_index_exits_130_cleanly(tiny_model: str, tmp_path: Path) -> None:
     total = 20000
@@ -249,7 +193,7 @@ def test_ctrl_c_during_index_exits_130_cleanly(tiny_model: str, tmp_path: Path) 
     os.close(slave)
     progress = re.compile(r"(\d+)/" + str(total))
     try:
-        screen = _read_pty(
+        screen = read_pty(
             master,
             proc,
             lambda s: any(0 < int(n) < total for n in progress.findall(s)),
@@ -257,7 +201,7 @@ def test_ctrl_c_during_index_exits_130_cleanly(tiny_model: str, tmp_path: Path) 
         )
         assert proc.poll() is None, f"the index ended before it could be interrupted:\n{screen}"
         proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does
-        screen += _read_pty(master, proc, lambda s: False, 60)
+        screen += read_pty(master, proc, lambda s: False, 60)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:

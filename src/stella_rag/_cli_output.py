@@ -70,7 +70,9 @@ def _hits_table(hits: Hits, title: str | None = None) -> Any:
     table.add_column("text", overflow="fold", ratio=4)
     table.add_column("metadata", overflow="fold", ratio=1, style="dim")
     for rank, hit in enumerate(hits, start=1):
-        meta = ", ".join(f"{k}={v}" for k, v in hit.metadata.items())
+        # Chroma returns metadata keys in no fixed order: the source first, the rest sorted.
+        keys = sorted(hit.metadata, key=lambda k: (k != "source", k))
+        meta = ", ".join(f"{k}={hit.metadata[k]}" for k in keys)
         score = "" if hit.score is None else f"{hit.score:.3f}"
         table.add_row(str(rank), score, hit.text, meta)
     return table
@@ -84,7 +86,9 @@ def _print_compact(hits: Hits, out: Console) -> None:
         score = "" if hit.score is None else f"{hit.score:.3f}"
         head = f"{rank:>2}  {score:>6}  "
         out.print(Text(head + _one_line(hit.text)), no_wrap=True, overflow="ellipsis")
-        meta = ", ".join(f"{k}={v}" for k, v in hit.metadata.items())
+        # Chroma returns metadata keys in no fixed order: the source first, the rest sorted.
+        keys = sorted(hit.metadata, key=lambda k: (k != "source", k))
+        meta = ", ".join(f"{k}={hit.metadata[k]}" for k in keys)
         if meta:
             line = Text(" " * len(head) + _one_line(meta), style="dim")
             out.print(line, no_wrap=True, overflow="ellipsis")

@@ -21,7 +21,7 @@ one table, ``stella_rag._client.FAULTS``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._store import AddReport
@@ -51,6 +51,9 @@ class ModelNotAvailableError(StellaRagError):
     def __init__(self, model: str, message: str) -> None:
         super().__init__(message)
         self.model = model
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable: it crosses processes (daemon, Ray)
+        return (type(self), (self.model, str(self)), self.__dict__)
 
 
 class EncoderMismatchError(StellaRagError):
@@ -106,6 +109,10 @@ class CollectionNotFoundError(StoreError):
         super().__init__(f"no collection {name!r}{where} (collections: {names})")
         self.name = name
         self.available = available
+        self.where = where
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name, self.available, self.where), self.__dict__)
 
 
 class StellaRagWarning(UserWarning):

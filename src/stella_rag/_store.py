@@ -176,6 +176,7 @@ class ChromaStore:
         encoder: Any = None,
         create: bool = False,
         show_progress: bool | None = None,
+        encoder_factory: Callable[..., Any] | None = None,
         **encoder_kwargs: Any,
     ) -> ChromaStore:
         """Open a collection with the encoder that wrote it, rebuilt from what it records.
@@ -186,6 +187,9 @@ class ChromaStore:
                 Default: the recorded model, ``truncate_dim`` and ``normalize``; for a
                 collection that records none, ``"stella-large-zh"``.
             create: create the collection when there is none of that name.
+            encoder_factory: what builds the encoder from a model name and options (default
+                :class:`SentenceEncoder`; :class:`stella_rag.daemon.DaemonEncoder` takes the
+                same arguments).
             **encoder_kwargs: for the rebuilt or named encoder (``device``, ``precision``...).
 
         Raises:
@@ -214,7 +218,8 @@ class ChromaStore:
                     "normalize": recorded["normalize"],
                     **encoder_kwargs,
                 }
-            encoder = SentenceEncoder(encoder or DEFAULT_MODEL, **encoder_kwargs)
+            factory = SentenceEncoder if encoder_factory is None else encoder_factory
+            encoder = factory(encoder or DEFAULT_MODEL, **encoder_kwargs)
         elif encoder_kwargs:
             raise TypeError(
                 f"encoder options {sorted(encoder_kwargs)} need a model name, not an encoder"

@@ -17,6 +17,7 @@ the consoles read no Rich markup, so ``[offline]`` or ``b[i]`` stays on screen.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -186,10 +187,16 @@ def _open_store(
     precision: str | None,
     *,
     create: bool,
+    daemon: bool = False,
 ) -> ChromaStore:
     from ._store import ChromaStore
 
     client = _client(path, server, create=create)
+    factory = None
+    if daemon:
+        from .daemon import DaemonEncoder
+
+        factory = DaemonEncoder if DaemonEncoder.available() else None
     try:
         store = ChromaStore.open(
             collection,
@@ -197,6 +204,7 @@ def _open_store(
             encoder=model,
             create=create,
             show_progress=False,
+            encoder_factory=factory,
             device=device,
             precision=precision,
         )
@@ -371,11 +379,24 @@ def search(
     full: Annotated[
         bool, typer.Option("--full", help="Whole passages in a table, not one line each.")
     ] = False,
+    use_daemon: Annotated[
+        bool,
+        typer.Option(
+            "--daemon/--no-daemon",
+            help="Embed the query in the running `stella-rag daemon` when there is one.",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """The passages nearest to a query: one line each (--full: whole passages)."""
+    """The passages nearest to a query: one line each (--full: whole passages).
+
+    Most of a search's time is loading torch and the model; `stella-rag daemon start` keeps
+    them loaded for every later search.
+    """
     filters = _parse_where(where)
-    store = _open_store(collection, model, path, server, device, precision, create=False)
+    store = _open_store(
+        collection, model, path, server, device, precision, create=False, daemon=use_daemon
+    )
     hits = store.search(query, k=k, where=filters)
     if as_json:
         _print_json({"query": query, "collection": collection, "hits": _hits_json(hits)})
@@ -590,6 +611,76 @@ def record_encoder(
 
 # ------------------------------------------------------------------ training
 app.command(name="train-dialogue")(train_dialogue)
+
+
+# -------------------------------------------------------------------- daemon
+daemon_app = typer.Typer(
+    help="A warm encoder process: `search` then skips loading torch and the model.",
+    no_args_is_help=True,
+)
+app.add_typer(daemon_app, name="daemon")
+
+
+def _print_daemon(status: Any, as_json: bool, verb: str) -> None:
+    data = dataclasses.asdict(status)
+    if as_json:
+        _print_json({"running": True, **data})
+        return
+    models = ", ".join(status.models) or "none yet"
+    _stdout().print(
+        f"stella-rag daemon {verb}: pid {status.pid}, models loaded: {models}, "
+        f"{status.requests} request(s), exits after {status.idle_timeout_s:.0f} s idle "
+        f"(socket {status.socket}).",
+        markup=False,
+    )
+
+
+@daemon_app.command("start")
+@_user_errors
+def daemon_start(
+    idle_timeout: Annotated[
+        float, typer.Option("--idle-timeout", min=1, help="Exit after this many idle seconds.")
+    ] = 1800.0,
+    preload: Annotated[
+        list[str] | None,
+        typer.Option("--preload", help="Load this model now (repeatable), e.g. minilm."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the daemon in the background (nothing to do if one runs)."""
+    from .daemon import start_daemon
+
+    _print_daemon(
+        start_daemon(idle_timeout=idle_timeout, preload=preload or ()), as_json, "running"
+    )
+
+
+@daemon_app.command("status")
+@_user_errors
+def daemon_status_cmd(as_json: JsonOpt = False) -> None:
+    """Whether the daemon runs, and what it holds."""
+    from .daemon import daemon_status
+
+    status = daemon_status()
+    if status is not None:
+        _print_daemon(status, as_json, "running")
+    elif as_json:
+        _print_json({"running": False})
+    else:
+        _stdout().print("No stella-rag daemon is running.")
+
+
+@daemon_app.command("stop")
+@_user_errors
+def daemon_stop(as_json: JsonOpt = False) -> None:
+    """Stop the daemon."""
+    from .daemon import stop_daemon
+
+    stopped = stop_daemon()
+    if as_json:
+        _print_json({"stopped": stopped})
+    else:
+        _stdout().print("Stopped the stella-rag daemon." if stopped else "No daemon was running.")
 
 
 # ---------------------------------------------------------------------- main

@@ -10,7 +10,8 @@ parameters::
 
 A strategy of your own subclasses :class:`QueryStrategy`: :meth:`~QueryStrategy.plan` lists the
 texts to encode for one :class:`DialogueView`, :meth:`~QueryStrategy.combine` turns their vectors
-into one. ``docs/quality.md`` compares the built-in ones.
+into one; its ``pooling`` (``"model"``, or ``"last_turn"`` as in :class:`InContextStrategy`) says
+how the planned texts are pooled. ``docs/quality.md`` compares the built-in ones.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ._strategies import (
     ContextualStrategy,
     DialogueStrategy,
     DialogueView,
+    InContextStrategy,
     LastTurnStrategy,
     MixStrategy,
     PairwiseStrategy,
@@ -38,6 +40,7 @@ __all__ = [
     "ContextualStrategy",
     "DialogueStrategy",
     "DialogueView",
+    "InContextStrategy",
     "LastTurnStrategy",
     "MixStrategy",
     "PairwiseStrategy",
