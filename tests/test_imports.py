@@ -17,6 +17,7 @@ EXPECTED_ALL = [
     "DialogueWindow",
     "EmptyDialogueError",
     "Encoder",
+    "DaemonError",
     "EncoderMismatchError",
     "FileReport",
     "Hit",

@@ -11,6 +11,7 @@ from ._dialogue import DEFAULT_ROLES, DialogueEncoder, DialogueExplanation, Dial
 from ._encoder import DEFAULT_MODEL, Encoder, SentenceEncoder
 from ._errors import (
     CollectionNotFoundError,
+    DaemonError,
     EmptyDialogueError,
     EncoderMismatchError,
     InputFileError,
@@ -41,6 +42,7 @@ __all__ = [
     "ChromaStore",
     "CollectionNotFoundError",
     "ConversationalRetriever",
+    "DaemonError",
     "DialogueEncoder",
     "DialogueExplanation",
     "DialogueWindow",

@@ -7,6 +7,7 @@
      ├── InputFileError              a file to index cannot be read or has the wrong shape
      ├── CliError                    the ``stella-rag`` command was used wrongly
      ├── TrainingDataError           a training record or source is unusable (also a ValueError)
+     ├── DaemonError                 the encoder daemon cannot be started, reached or used
      └── StoreError                  the vector store refused or failed (.report)
           ├── StoreUnavailableError  the Chroma server is down or unreachable
           └── CollectionNotFoundError    no collection of that name (.name, .available)
@@ -75,6 +76,10 @@ class CliError(StellaRagError):
 class TrainingDataError(StellaRagError, ValueError):
     """Training data that cannot be used: a bad record (the message names file and line), a
     missing file, or a data set that cannot be reached."""
+
+
+class DaemonError(StellaRagError):
+    """The encoder daemon (:mod:`stella_rag.daemon`) cannot be started, reached or used."""
 
 
 class StoreError(StellaRagError):

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import StellaRagError
+from ._errors import DaemonError, StellaRagError
 
 __all__ = [
     "DaemonEncoder",
@@ -46,10 +46,6 @@ DEFAULT_IDLE_TIMEOUT = 1800.0
 """Seconds without a request after which the daemon exits."""
 
 _CONNECT_TIMEOUT = 2.0
-
-
-class DaemonError(StellaRagError):
-    """The encoder daemon cannot be started, reached or used."""
 
 
 def _version() -> str:
