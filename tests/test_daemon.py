@@ -71,6 +71,19 @@ def test_vectors_from_the_daemon_are_the_encoders_own(
         assert (running / name).stat().st_mode & 0o077 == 0
 
 
+def test_many_clients_at_once_each_get_their_own_vectors(
+    running: Path, tiny: SentenceEncoder, tiny_model: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"question {i} about the merrow tower" for i in range(24)]
+    expected = tiny.encode_queries(texts)
+    remote = DaemonEncoder(tiny_model, device="cpu")
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: remote.encode_queries([texts[i]])[0], range(len(texts))))
+    np.testing.assert_allclose(np.stack(got), expected, atol=1e-6)
+
+
 def test_start_is_idempotent_and_stop_removes_the_socket(running: Path) -> None:
     first = daemon_status()
     assert first is not None
