@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,6 +188,22 @@ def test_search_after_the_daemon_was_killed_runs_in_process(
     assert (own_dir / "daemon.sock").exists()  # left behind by the killed process
     result = ok_json(run("search", "how tall", "--json", cwd=indexed))
     assert result["hits"][0]["text"].startswith("where is the merrow tower")
+    # A new daemon takes the left-over socket's place.
+    again = start_daemon()
+    assert again.pid != status.pid
+    stop_daemon()
+
+
+def test_a_second_daemon_leaves_the_running_one_alone(running: Path) -> None:
+    first = daemon_status()
+    assert first is not None
+    second = subprocess.run(
+        [sys.executable, "-m", "stella_rag.daemon"], capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 0
+    assert "another stella-rag daemon is running" in second.stdout
+    after = daemon_status()  # the key on disk is still the running daemon's
+    assert after is not None and after.pid == first.pid
 
 
 @pytest.mark.parametrize(

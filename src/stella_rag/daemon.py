@@ -172,11 +172,7 @@ def start_daemon(
         return running
     if not idle_timeout > 0:
         raise ValueError(f"idle_timeout must be positive, got {idle_timeout!r}")
-    sock, key, log = _paths()
-    key.write_bytes(secrets.token_bytes(32))
-    key.chmod(0o600)
-    with contextlib.suppress(FileNotFoundError):
-        sock.unlink()
+    _, _, log = _paths()
     command = [
         sys.executable,
         "-m",
@@ -199,6 +195,9 @@ def start_daemon(
         time.sleep(0.1)
     if process.poll() is None:
         process.terminate()
+    status = daemon_status()  # it may have lost a race to a daemon started at the same time
+    if status is not None:
+        return status
     tail = log.read_text("utf-8", errors="replace")[-1500:].strip()
     raise DaemonError(f"the stella-rag daemon did not start (log {log}):\n{tail}")
 
@@ -300,6 +299,7 @@ class _Daemon:
         self.encoders: dict[str, Any] = {}
         self.lock = threading.Lock()
         self.listener: Any = None
+        self.key = b""
         self.stopping = False
 
     def encoder(self, spec: dict[str, Any]) -> Any:
@@ -374,10 +374,10 @@ class _Daemon:
         from multiprocessing.connection import Client
 
         self.stopping = True
-        sock, key, _ = _paths()
+        sock, _, _ = _paths()
         with (
             contextlib.suppress(OSError, EOFError),
-            Client(str(sock), family="AF_UNIX", authkey=key.read_bytes()),
+            Client(str(sock), family="AF_UNIX", authkey=self.key),
         ):
             pass
 
@@ -391,10 +391,23 @@ class _Daemon:
     def run(self, preload: Sequence[str]) -> None:
         from multiprocessing.connection import Listener
 
-        sock, key, _ = _paths()
-        # Bind first, so that a second daemon started at the same time fails here.
-        self.listener = Listener(str(sock), family="AF_UNIX", authkey=key.read_bytes())
+        sock, key_file, _ = _paths()
+        self.key = secrets.token_bytes(32)
+        try:
+            self.listener = Listener(str(sock), family="AF_UNIX", authkey=self.key)
+        except OSError:
+            if _listening(sock):  # another daemon holds the socket: it stays, we go
+                print("another stella-rag daemon is running: exiting", flush=True)
+                return
+            sock.unlink(missing_ok=True)  # left by a daemon that died
+            self.listener = Listener(str(sock), family="AF_UNIX", authkey=self.key)
         sock.chmod(0o600)
+        # The key is written only by the daemon that holds the socket, readable by its owner.
+        partial = key_file.with_name(f".key-{os.getpid()}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(self.key)
+        partial.replace(key_file)
         print(f"stella-rag daemon {_version()} pid {os.getpid()} on {sock}", flush=True)
         import sentence_transformers  # noqa: F401  (the import is most of what a client saves)
 
@@ -418,6 +431,20 @@ class _Daemon:
             with contextlib.suppress(FileNotFoundError):
                 sock.unlink()
             print("stopped", flush=True)
+
+
+def _listening(sock: Path) -> bool:
+    """Whether a process accepts connections on the Unix socket ``sock`` (no key needed)."""
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(sock))
+    except OSError:  # refused: nobody listens; the file is left over
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def _portable(exc: BaseException) -> BaseException:
