@@ -169,12 +169,17 @@ def test_search_uses_the_daemon_without_importing_torch(
         imported = _imports(warm.stderr)
         assert "torch" not in imported and "sentence_transformers" not in imported
         assert ok_json(run("daemon", "status", "--json", cwd=indexed))["requests"] >= 2
+        info = ok_json(run("info", "--model", tiny_model, "--json", cwd=indexed))
+        assert info["daemon"]["running"] is True
+        assert info["daemon"]["pid"] == started["pid"]
         # --no-daemon loads the model here again.
         cold = run("search", "how tall", "--no-daemon", cwd=indexed, python=["-X", "importtime"])
         assert "torch" in _imports(cold.stderr)
     finally:
         assert ok_json(run("daemon", "stop", "--json", cwd=indexed)) == {"stopped": True}
     assert ok_json(run("daemon", "status", "--json", cwd=indexed)) == {"running": False}
+    info = run("info", "--model", tiny_model, cwd=indexed)
+    assert "daemon: not running" in info.stdout
 
 
 def test_search_after_the_daemon_was_killed_runs_in_process(

@@ -250,6 +250,12 @@ def _print_info(data: dict[str, Any], out: Any) -> None:
         else:
             table.add_row(m["role"], m["model_id"], "-", "-", "-", "not available: " + m["error"])
     out.print(table)
+    daemon = data.get("daemon") or {}
+    if daemon.get("running"):
+        models = ", ".join(daemon["models"]) or "none yet"
+        out.print(f"daemon: running, pid {daemon['pid']}, models loaded: {models}", markup=False)
+    else:
+        out.print("daemon: not running (`stella-rag daemon start` makes searches start fast)")
     store = data["store"]
     where = f"server {store['server']}" if "server" in store else f"path {store['path']}"
     if not store["exists"]:

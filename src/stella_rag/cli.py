@@ -17,13 +17,13 @@ the consoles read no Rich markup, so ``[offline]`` or ``b[i]`` stays on screen.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
@@ -555,8 +555,6 @@ def info(
     store: dict[str, Any] = {"server": server} if server else {"path": str(path)}
     collections: list[dict[str, Any]] = []
     if server or path.is_dir():
-        from dataclasses import asdict
-
         from ._store import list_collections
 
         client = _client(path, server, create=False)
@@ -572,11 +570,22 @@ def info(
         "cuda": bool(torch.cuda.is_available()),
         "models": models,
         "store": store,
+        "daemon": _daemon_info(),
     }
     if as_json:
         _print_json(data)
         return
     _print_info(data, _stdout())
+
+
+def _daemon_info() -> dict[str, Any]:
+    from .daemon import DaemonError, daemon_status
+
+    try:
+        status = daemon_status()
+    except (DaemonError, OSError) as exc:
+        return {"running": False, "error": str(exc)}
+    return {"running": False} if status is None else {"running": True, **asdict(status)}
 
 
 @app.command(name="record-encoder")
@@ -622,7 +631,7 @@ app.add_typer(daemon_app, name="daemon")
 
 
 def _print_daemon(status: Any, as_json: bool, verb: str) -> None:
-    data = dataclasses.asdict(status)
+    data = asdict(status)
     if as_json:
         _print_json({"running": True, **data})
         return
