@@ -513,7 +513,7 @@ def environment() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small samples (a few minutes)")
-    parser.add_argument("--only", default="embed,ingest,retrieval,stream")
+    parser.add_argument("--only", default="embed,ingest,retrieval,stream,startup")
     parser.add_argument("--models", default="minilm,stella-large-shaped")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--stream-n", type=int, default=None)
@@ -546,6 +546,11 @@ def main(argv: list[str] | None = None) -> int:
         out["retrieval"] = bench_retrieval(cfg["collection"], cfg["dialogues"], args.dialogue_model)
     if "stream" in only:
         out["stream"] = bench_stream(args.stream_n or cfg["stream"], args.stream_encoder)
+    if "startup" in only:  # one-shot `stella-rag search`, with and without the daemon
+        import startup
+
+        out["startup"] = startup.measure(runs=3 if args.quick else 5)
+        print("\n" + startup.table(out["startup"]), flush=True)
     target = args.json or HERE / "results" / f"{mode}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(out, indent=2, default=str) + "\n", "utf-8")

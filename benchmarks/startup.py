@@ -29,10 +29,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 QUERY = "how do I train a dialogue encoder for my own model"
 
+PEER_NAME = "peer: HuggingFaceEmbeddings + chromadb script"
 PEER = """
 import sys, chromadb
 from langchain_huggingface import HuggingFaceEmbeddings
@@ -57,16 +59,11 @@ def _wall(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     return seconds, done.stdout
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-
+def measure(runs: int = 5, model: str = "minilm") -> dict[str, Any]:
+    """Median wall seconds of the three commands (and their ratios to the peer's)."""
     from stella_rag._models import resolve_model
 
-    model_path = resolve_model(args.model).location  # the peer loads the same files
+    model_path = resolve_model(model).location  # the peer loads the same files
     work = Path(tempfile.mkdtemp(prefix="stella-startup-"))
     env = {
         **os.environ,
@@ -77,48 +74,63 @@ def main(argv: list[str] | None = None) -> int:
     }
     db = str(work / "db")
     docs = [str(p) for p in sorted((HERE.parent / "docs").glob("*.md"))]
-    _wall(_stella("index", *docs, "--path", db, "--model", args.model, "--json"), env)
-    _wall(_stella("daemon", "start", "--preload", args.model), env)
+    _wall(_stella("index", *docs, "--path", db, "--model", model, "--json"), env)
+    _wall(_stella("daemon", "start", "--preload", model), env)
     commands = {
         "stella-rag search (no daemon)": _stella("search", QUERY, "--path", db, "--no-daemon"),
         "stella-rag search (daemon)": _stella("search", QUERY, "--path", db),
-        "peer: HuggingFaceEmbeddings + chromadb script": [
-            sys.executable,
-            "-c",
-            PEER,
-            db,
-            "docs",
-            str(model_path),
-            QUERY,
-        ],
+        PEER_NAME: [sys.executable, "-c", PEER, db, "docs", str(model_path), QUERY],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
     try:
-        for _ in range(args.runs):
+        for _ in range(runs):
             for name, command in commands.items():
                 times[name].append(_wall(command, env)[0])
     finally:
         _wall(_stella("daemon", "stop"), env)
-    peer = statistics.median(times["peer: HuggingFaceEmbeddings + chromadb script"])
-    print(f"\n{args.runs} runs each, alternating; model {args.model}; wall seconds per command\n")
-    print("| command | median s | min s | max s | ratio to peer |")
-    print("|---|---|---|---|---|")
-    rows = {}
-    for name, values in times.items():
-        median = statistics.median(values)
-        rows[name] = {"median_s": median, "runs_s": values, "ratio_to_peer": median / peer}
-        print(
-            f"| {name} | {median:.2f} | {min(values):.2f} | {max(values):.2f} | "
-            f"{median / peer:.2f} |"
+    peer = statistics.median(times[PEER_NAME])
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+        "model": model,
+        "query": QUERY,
+        "runs": runs,
+        "results": {
+            name: {
+                "median_s": statistics.median(values),
+                "runs_s": values,
+                "ratio_to_peer": statistics.median(values) / peer,
+            }
+            for name, values in times.items()
+        },
+    }
+
+
+def table(record: dict[str, Any]) -> str:
+    lines = [
+        f"{record['runs']} runs each, alternating; model {record['model']}; wall seconds per "
+        "command",
+        "",
+        "| command | median s | min s | max s | ratio to peer |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in record["results"].items():
+        lines.append(
+            f"| {name} | {row['median_s']:.2f} | {min(row['runs_s']):.2f} | "
+            f"{max(row['runs_s']):.2f} | {row['ratio_to_peer']:.2f} |"
         )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    record = measure(args.runs, args.model)
+    print("\n" + table(record))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        record = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
-            "model": args.model,
-            "query": QUERY,
-            "results": rows,
-        }
         args.json.write_text(json.dumps(record, indent=2) + "\n", "utf-8")
     return 0
 
