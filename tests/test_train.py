@@ -228,8 +228,16 @@ def trained(tiny_model: str, pairs: list[RewritePair], tmp_path_factory: pytest.
         SentenceEncoder(tiny_model, device="cpu"),
         out,
         pairs,
+        # A light in-batch term: the test below checks the distillation, which a heavy term
+        # on 4-example batches of a random tiny model would outweigh.
         config=TrainConfig(
-            epochs=8, batch_size=4, learning_rate=3e-3, augment=False, save_steps=4, freeze_layers=0
+            epochs=8,
+            batch_size=4,
+            learning_rate=3e-3,
+            augment=False,
+            save_steps=4,
+            freeze_layers=0,
+            contrastive_weight=0.1,
         ),
         progress=False,
     )
@@ -448,3 +456,19 @@ def test_no_pairs_is_a_clear_error(tiny_model: str, tmp_path: Path) -> None:
 
     with pytest.raises(TrainingDataError, match="no training pairs"):
         train_dialogue_encoder(tiny_model, tmp_path, [], progress=False)
+
+
+def test_the_command_line_defaults_are_the_recipes_defaults() -> None:
+    """`stella-rag train-dialogue` with no options trains exactly `TrainConfig()`."""
+    import dataclasses
+    import inspect
+
+    from stella_rag._cli_train import train_dialogue
+    from stella_rag.train import TrainConfig
+
+    options = inspect.signature(train_dialogue).parameters
+    config = TrainConfig()
+    shared = [f.name for f in dataclasses.fields(TrainConfig) if f.name in options]
+    assert len(shared) >= 10
+    for name in shared:
+        assert options[name].default == getattr(config, name), name

@@ -63,7 +63,7 @@ def train_dialogue(
     ] = None,
     contrastive_weight: Annotated[
         float, typer.Option("--contrastive-weight", min=0.0, help="Weight of the in-batch term.")
-    ] = 0.1,
+    ] = 0.5,
     fraction: Annotated[
         float, typer.Option("--fraction", help="Train on this share of the pairs (0-1].")
     ] = 1.0,

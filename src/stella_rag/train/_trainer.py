@@ -69,7 +69,7 @@ class TrainConfig:
     max_tokens: int | None = None
     token_dropout: float = 0.3
     freeze_layers: int | None = None
-    contrastive_weight: float = 0.1
+    contrastive_weight: float = 0.5
     augment: bool = True
     fraction: float = 1.0
     seed: int = 0
