@@ -28,6 +28,11 @@ for _key in ("STELLA_RAG_PATH", "STELLA_RAG_SERVER", "STELLA_RAG_MODEL", "STELLA
     ENV.pop(_key, None)
 
 
+def _env(**extra: str) -> dict[str, str]:
+    # A test may point its daemon elsewhere (conftest sets the session's folder).
+    return {**ENV, "STELLA_RAG_DAEMON_DIR": os.environ["STELLA_RAG_DAEMON_DIR"], **extra}
+
+
 def run(
     *args: str,
     cwd: Path,
@@ -41,12 +46,7 @@ def run(
     return subprocess.run(
         [*command, *args],
         cwd=cwd,
-        env={
-            **ENV,
-            "COLUMNS": str(columns),
-            # A test may point its daemon elsewhere (conftest sets the session's folder).
-            "STELLA_RAG_DAEMON_DIR": os.environ["STELLA_RAG_DAEMON_DIR"],
-        },
+        env=_env(COLUMNS=str(columns)),
         input=stdin,
         capture_output=True,
         text=True,
@@ -68,6 +68,23 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
+
+
+def in_pty(args: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``stella-rag ARGS`` with a terminal as its stdin, stdout and stderr; and that terminal."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*CLI, *args],
+        cwd=cwd,
+        env=_env(TERM="xterm"),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+    )
+    os.close(slave)
+    return proc, master
 
 
 def read_pty(

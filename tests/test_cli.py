@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from cli_helpers import CLI, ENV, assert_one_line_error, ok_json, read_pty, run
+from cli_helpers import assert_one_line_error, in_pty, ok_json, read_pty, run
 
 from stella_rag import SentenceEncoder
 from stella_rag.testing import ChromaServer, free_port
@@ -256,23 +254,9 @@ def test_chat_show_names_the_dropped_turns(indexed: Path) -> None:
     assert "turn 3: top 4 passages" in out
 
 
-def _in_pty(args: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], int]:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [*CLI, *args],
-        cwd=cwd,
-        env={**ENV, "TERM": "xterm"},
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-    )
-    os.close(slave)
-    return proc, master
-
-
 @pytest.mark.slow
 def test_chat_in_a_terminal(indexed: Path) -> None:
-    proc, fd = _in_pty(["chat", "-k", "2"], indexed)
+    proc, fd = in_pty(["chat", "-k", "2"], indexed)
     try:
         banner = read_pty(fd, proc, lambda s: "you> " in s, 120)
         assert "/assistant TEXT" in banner
@@ -301,7 +285,7 @@ def test_index_resumes_after_being_killed(tiny_model: str, tmp_path: Path) -> No
         )
     )
     args = ["index", str(big), "--model", tiny_model, "--collection", "big", "--progress"]
-    proc, fd = _in_pty(args, tmp_path)
+    proc, fd = in_pty(args, tmp_path)
     progress = re.compile(r"(\d+)/" + str(total))
     try:
         # The bar moves after every forward pass, before a chunk of 512 is written: past 600,

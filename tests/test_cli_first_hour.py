@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import chromadb
 import pytest
-from cli_helpers import CLI, ENV, ok_json, read_pty, run
+from cli_helpers import in_pty, ok_json, read_pty, run
 
 from stella_rag import SentenceEncoder
 
@@ -181,16 +180,10 @@ def test_ctrl_c_during_index_exits_130_cleanly(tiny_model: str, tmp_path: Path) 
     with (tmp_path / "big.jsonl").open("w") as f:
         for i in range(total):
             f.write(json.dumps({"text": f"passage {i} {words} {i * 7}"}) + "\n")
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [*CLI, "index", "big.jsonl", "--model", tiny_model, "--collection", "big", "--progress"],
-        cwd=tmp_path,
-        env={**ENV, "TERM": "xterm"},
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
+    proc, master = in_pty(
+        ["index", "big.jsonl", "--model", tiny_model, "--collection", "big", "--progress"],
+        tmp_path,
     )
-    os.close(slave)
     progress = re.compile(r"(\d+)/" + str(total))
     try:
         screen = read_pty(

@@ -122,10 +122,8 @@ class ModelRunner:
         it encoded, so that a progress bar moves more often than once per request.
         ``pool_after``: token ids of a separator; the model's pooling then reads only the tokens
         after the last one (:class:`~stella_rag.modules.LastTurnPooling`), the rest of the model
-        unchanged.
+        unchanged; the caller checks :meth:`check_pool_after` first.
         """
-        if pool_after is not None:
-            self.check_pool_after()
         request = _Request(
             texts,
             max_len,
